@@ -1,0 +1,34 @@
+# inril developer entry points. `make help` lists them; the README's two commands are `make sim` and `make test`.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# setup reruns only when the dependency lists change, so every target can depend on it cheaply.
+STAMP := $(VENV)/.stamp
+PYTEST := $(BIN)/python -m pytest
+SIM_ARGS ?= task=lift run.dir=runs/make-sim
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-slow sim
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: PYTHON=$(PYTHON)  SIM_ARGS='$(SIM_ARGS)'"
+
+setup: $(STAMP)  ## create .venv with PYTHON (python3.11) and install requirements.txt + inril (editable)
+
+$(STAMP): requirements.txt setup.py setup.cfg
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 setup'"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install -e . --no-deps
+	touch $@
+
+test: setup  ## fast tests (everything not marked slow); pytest's "no tests ran" (exit 5) fails too
+	$(PYTEST) -m "not slow" -q
+
+test-slow: setup  ## slow tests only (simulation parity, training curves)
+	$(PYTEST) -m slow -q
+
+sim: setup  ## short IN-RIL run on the default task, then its report; change it with SIM_ARGS='task=can ...'
+	$(BIN)/inril train $(SIM_ARGS)

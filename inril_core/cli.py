@@ -1,0 +1,204 @@
+"""The `inril` command: the one thin layer that wires config, core and simulator together.
+
+Every command takes config overrides as `key.sub=value` arguments (see config/defaults.yaml), e.g.
+`inril train task=can method=rl-only interleave.m=5 seed=1`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from inril_core.config import ConfigError, load_config
+
+app = typer.Typer(help="IN-RIL: interleaved RL + imitation fine-tuning of diffusion policies.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+demos_app = typer.Typer(help="Make and inspect demonstration stores.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: simulator speed, sample efficiency.", no_args_is_help=True)
+app.add_typer(demos_app, name="demos")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+OVERRIDES = typer.Argument(None, help="config overrides key.sub=value (see config/defaults.yaml)")
+
+
+def _config(overrides: list[str] | None, aliases: dict[str, str] | None = None):
+    """Load the config; `aliases` maps shorthand keys of a command (e.g. n -> demos.n) onto real ones."""
+    items = []
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        items.append(f"{(aliases or {}).get(key, key)}{sep}{value}")
+    return load_config(items)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _guarded(fn):
+    """Known user errors print one clear line (what is wrong and how to fix it) instead of a traceback."""
+    from inril_core.agent import NonFiniteError
+    from inril_core.buffers import EmptyDemoStoreError
+
+    try:
+        return fn()
+    except (ConfigError, FileNotFoundError, FileExistsError, EmptyDemoStoreError, NonFiniteError) as exc:
+        _fail(str(exc))
+
+
+@app.command(context_settings=EXTRA)
+def train(overrides: Optional[list[str]] = OVERRIDES,
+          resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory")):
+    """Fine-tune the pre-trained policy with IN-RIL (method=in-ril), RL-only or BC-reg."""
+    from inril_core.training import train as run_train
+
+    args = list(overrides or []) + ([f"run.dir={resume}"] if resume else [])
+    cfg = _guarded(lambda: _config(args))
+    report = _guarded(lambda: run_train(cfg, resume=resume is not None))
+    console.print(f"success: pre-trained {report['pretrained_success']:.2f} -> final {report['final_success']:.2f} "
+                  f"after {report['env_steps']} env steps; {cfg.run.dir}/report.json, learning_curve.png")
+
+
+@app.command(context_settings=EXTRA)
+def pretrain(overrides: Optional[list[str]] = OVERRIDES):
+    """Behaviour-clone the diffusion policy on the demo store until the held-out loss plateaus; evaluate it."""
+    from inril_core.training import pretrain as run_pretrain
+
+    cfg = _guarded(lambda: _config(overrides))
+    report = _guarded(lambda: run_pretrain(cfg))
+    console.print(f"pre-trained on {report['demos']} demos for {report['epochs']} epochs "
+                  f"({report['seconds']} s): success {report['eval']['success_rate']:.2f} over "
+                  f"{report['eval']['n_episodes']} episodes -> {cfg.pretrain.run_dir}")
+
+
+@app.command("eval", context_settings=EXTRA)
+def evaluate_cmd(run: Path = typer.Argument(..., help="a run or pretrain directory (uses its newest checkpoint)"),
+                 overrides: Optional[list[str]] = OVERRIDES):
+    """Evaluate a checkpoint with the deterministic (DDIM eta=0) policy; task=lift@robosuite runs it on robosuite."""
+    from inril_core.agent import DiffusionAgent
+    from inril_core.checkpoint import load_latest
+    from inril_core.evaluate import evaluate
+
+    cfg = _guarded(lambda: _config(overrides))
+    found = load_latest(run)
+    if found is None:
+        _fail(f"{run} has no checkpoint (expected {run}/checkpoints/step_*)")
+    agent = DiffusionAgent.from_tensors(found[1])
+    result = evaluate(agent.act_deterministic, cfg.env.id, cfg.env.max_episode_steps, agent.act_steps,
+                      cfg.train.eval_episodes, cfg.train.eval_n_envs, seed=cfg.seed)
+    print(json.dumps({"run": str(run), "env": cfg.env.id, **result.as_dict()}, indent=2))
+
+
+@app.command("config", context_settings=EXTRA)
+def show_config(overrides: Optional[list[str]] = OVERRIDES):
+    """Print the resolved config (files + overrides) as YAML."""
+    from omegaconf import OmegaConf
+
+    print(OmegaConf.to_yaml(_guarded(lambda: _config(overrides))))
+
+
+@demos_app.command("make", context_settings=EXTRA)
+def demos_make(overrides: Optional[list[str]] = OVERRIDES):
+    """Roll the scripted expert (mixed noise) and store n successful episodes: `inril demos make task=can n=300`."""
+    from inril_core.episodes.store import EpisodeStore
+    from inril_sim.demos import make_demos
+
+    cfg = _guarded(lambda: _config(overrides, {"n": "demos.n"}))
+    task = cfg.task.partition("@")[0]
+    store = EpisodeStore(cfg.demos.path)
+    if len(store):
+        console.print(f"{cfg.demos.path} already holds {len(store)} episodes; adding {cfg.demos.n} more")
+    report = make_demos(task, cfg.demos.n, store, seed=cfg.seed, noise_levels=tuple(cfg.demos.noise_levels))
+    print(json.dumps({"store": cfg.demos.path, **report}, indent=2))
+
+
+@demos_app.command("info")
+def demos_info(path: Path):
+    """Episode count, success rate and sources of a demo store."""
+    from collections import Counter
+
+    from inril_core.episodes.store import EpisodeStore
+
+    meta = _guarded(lambda: EpisodeStore(path, create=False).metadata())
+    print(json.dumps({"episodes": len(meta), "success_rate": sum(bool(m.get("success")) for m in meta) / max(1, len(meta)),
+                      "sources": Counter(m.get("source") for m in meta)}, indent=2))
+
+
+@bench_app.command("sim")
+def bench_sim(tasks: str = typer.Option("lift,can,square", help="comma-separated tasks"),
+              steps: int = typer.Option(3000, help="env steps per measurement"),
+              robosuite: bool = typer.Option(False, help="also measure the robosuite backend (slow)"),
+              out: Path = typer.Option(Path("docs/results/sim_speed.json"))):
+    """Env steps per second of each task on one core (random actions); writes a JSON next to the docs."""
+    from inril_sim.speed import measure_env_steps_per_s
+
+    results = {}
+    for task in tasks.split(","):
+        cfg = load_config([f"task={task}"])
+        results[task] = round(measure_env_steps_per_s(cfg.env.id.split(":", 1)[1], steps), 1)
+        if robosuite:
+            rcfg = load_config([f"task={task}@robosuite"])
+            results[f"{task}@robosuite"] = round(measure_env_steps_per_s(rcfg.env.id.split(":", 1)[1], steps // 20), 1)
+        console.print(f"{task}: {results[task]} env steps/s")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"env_steps_per_s": results, "command": "inril bench sim " + " ".join(sys.argv[3:])},
+                              indent=2))
+
+
+@bench_app.command("sample-efficiency", context_settings=EXTRA)
+def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
+                            out: Optional[Path] = typer.Option(None, help="default docs/results/<task>-<algo>"),
+                            methods: str = typer.Option(",".join(("in-ril", "rl-only", "bc-reg"))),
+                            threshold: Optional[float] = typer.Option(None, help="default: RL-only's final mean")):
+    """IN-RIL vs RL-only vs BC-reg, same pre-trained policy and env-step budget: `... task=can algo=dppo seeds=3`.
+
+    Makes the demos and the pre-trained policy first when they are missing; skips finished runs and resumes
+    interrupted ones, so it can be stopped and continued.
+    """
+    from inril_core import bench
+    from inril_core.training import pretrain as run_pretrain
+    from inril_core.training import train as run_train
+
+    args = list(overrides or [])
+    n_seeds = next((int(a.split("=", 1)[1]) for a in args if a.startswith("seeds=")), 3)
+    args = [a for a in args if not a.startswith("seeds=")]
+    base = _guarded(lambda: _config(args))
+    task_name = base.task.replace("@", "-")
+    out_dir = out or Path("docs/results") / f"{task_name}-{base.algo}"
+    runs_root = Path("runs/bench") / f"{task_name}-{base.algo}"
+    method_list = methods.split(",")
+    seeds = list(range(n_seeds))
+    from inril_core.checkpoint import load_latest
+    from inril_core.episodes.store import EpisodeStore
+
+    if not Path(base.demos.path).exists() or len(EpisodeStore(base.demos.path)) == 0:
+        console.print(f"no demos at {base.demos.path}: making {base.demos.n}")
+        demos_make([*args])
+    if load_latest(base.train.pretrained) is None:
+        console.print(f"no pre-trained policy at {base.train.pretrained}: pre-training")
+        run_pretrain(base)
+
+    def make_cfg(method: str, seed: int, run_dir: Path):
+        return _config(args + [f"method={method}", f"seed={seed}", f"run.dir={run_dir}"])
+
+    _guarded(lambda: bench.run_all(make_cfg, runs_root, method_list, seeds, run_train, console.print))
+    command = "inril bench sample-efficiency " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    summary = bench.summarise(runs_root, out_dir, method_list, seeds, base.task, base.algo, command,
+                              base.train.eval_episodes, threshold)
+    print(json.dumps(summary["methods"], indent=2))
+    console.print(f"wrote {out_dir}/summary.json, all_evals.csv, learning_curves.png")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The one config system: YAML files in `config/`, merged, then `key.sub=value` overrides from the command line.
+
+Order of merging (later wins): `defaults.yaml`, `tasks/<task>.yaml` (plus its backend block for `task@backend`),
+`algos/<algo>.yaml`, the `methods.yaml` preset named by `method`, then the command line. The result is in struct
+mode, so a mistyped key fails loudly with the list of valid keys instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+SELECTOR_KEYS = ("task", "algo", "method")
+
+
+class ConfigError(ValueError):
+    """A config problem, with the file or key at fault and what to do about it."""
+
+
+def config_dir() -> Path:
+    """Where the YAML files live: $INRIL_CONFIG_DIR, the source tree, or the ament share directory."""
+    candidates = []
+    if os.environ.get("INRIL_CONFIG_DIR"):
+        candidates.append(Path(os.environ["INRIL_CONFIG_DIR"]))
+    candidates.append(Path(__file__).resolve().parents[1] / "config")
+    candidates.append(Path(sys.prefix) / "share" / "inril" / "config")
+    for candidate in candidates:
+        if (candidate / "defaults.yaml").is_file():
+            return candidate
+    raise ConfigError(
+        f"config/defaults.yaml not found in {', '.join(map(str, candidates))}: set INRIL_CONFIG_DIR to the "
+        "folder holding defaults.yaml"
+    )
+
+
+def _choices(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    try:
+        return OmegaConf.load(path)
+    except (OSError, OmegaConfBaseException, ValueError) as exc:  # yaml errors surface as ValueError subclasses
+        raise ConfigError(f"{path}: cannot be read as YAML ({exc})") from exc
+
+
+def _task_config(root: Path, task: str) -> DictConfig:
+    name, _, backend = task.partition("@")
+    path = root / "tasks" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown task '{name}': choose one of {_choices(root / 'tasks')} (config/tasks/)")
+    cfg = _load_yaml(path)
+    backends = cfg.pop("backends", OmegaConf.create({}))
+    if backend:
+        if backend not in backends:
+            raise ConfigError(
+                f"task '{name}' has no backend '{backend}': available {sorted(backends) or 'none'} ({path})"
+            )
+        cfg = OmegaConf.merge(cfg, backends[backend])
+    return cfg
+
+
+def _named_file(root: Path, kind: str, name: str) -> DictConfig:
+    path = root / kind / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown {kind[:-1]} '{name}': choose one of {_choices(root / kind)} (config/{kind}/)")
+    return _load_yaml(path)
+
+
+def _method_preset(root: Path, method: str) -> DictConfig:
+    presets = _load_yaml(root / "methods.yaml")
+    if method not in presets:
+        raise ConfigError(f"unknown method '{method}': choose one of {sorted(presets)} (config/methods.yaml)")
+    return presets[method]
+
+
+def _merge_strict(base: DictConfig, update: DictConfig, source: str) -> DictConfig:
+    """Merge `update` into struct-mode `base`; a key that `base` does not define is an error naming `source`."""
+    try:
+        return OmegaConf.merge(base, update)
+    except ConfigKeyError as exc:
+        key = exc.full_key or exc.key
+        parent, _, _ = str(key).rpartition(".")
+        node = OmegaConf.select(base, parent) if parent else base
+        valid = sorted(node.keys()) if isinstance(node, DictConfig) else []
+        raise ConfigError(
+            f"unknown config key '{key}' (from {source}); valid keys{' under ' + parent if parent else ''}: "
+            f"{', '.join(map(str, valid))}. See config/defaults.yaml"
+        ) from exc
+
+
+def load_config(overrides: Iterable[str] = ()) -> DictConfig:
+    """Build the run config from the YAML files and `key=value` overrides (values parsed as YAML)."""
+    overrides = list(overrides)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. interleave.m=5)")
+    try:
+        cli = OmegaConf.from_dotlist(overrides)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot parse overrides {overrides}: {exc}") from exc
+
+    root = config_dir()
+    cfg = _load_yaml(root / "defaults.yaml")
+    selected = {key: str(cli.get(key, cfg[key])) for key in SELECTOR_KEYS}
+    # The algorithm file defines the whole `rl` section (each algorithm has its own keys), so it merges before
+    # struct mode; everything after it may only set keys that already exist.
+    cfg = OmegaConf.merge(cfg, _named_file(root, "algos", selected["algo"]))
+    OmegaConf.set_struct(cfg, True)
+    cfg = _merge_strict(cfg, _task_config(root, selected["task"]), f"config/tasks/{selected['task']}.yaml")
+    cfg = _merge_strict(cfg, _method_preset(root, selected["method"]), f"method preset '{selected['method']}'")
+    cfg = _merge_strict(cfg, cli, "the command line")
+    _fill_defaults(cfg)
+    validate(cfg)
+    return cfg
+
+
+def _fill_defaults(cfg: DictConfig) -> None:
+    """Derived defaults: paths that depend on the task, method and seed."""
+    task_name = cfg.task.replace("@", "-")
+    if cfg.run.dir is None:
+        cfg.run.dir = f"runs/{task_name}-{cfg.algo}-{cfg.method}-s{cfg.seed}"
+    base_task = cfg.task.partition("@")[0]
+    if cfg.demos.path is None:
+        cfg.demos.path = f"runs/demos/{base_task}"
+    if cfg.pretrain.run_dir is None:
+        cfg.pretrain.run_dir = f"runs/pretrain/{base_task}"
+    if cfg.train.pretrained is None:
+        cfg.train.pretrained = cfg.pretrain.run_dir
+
+
+def interleave_m(cfg: DictConfig) -> float:
+    """`interleave.m` as a number; `inf` (YAML `inf` or `.inf`) means RL-only."""
+    value = cfg.interleave.m
+    try:
+        m = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"interleave.m={value!r} is not a number: use a positive integer or inf") from exc
+    if not (m >= 1 and (math.isinf(m) or m == int(m))):
+        raise ConfigError(f"interleave.m={value!r}: use a positive integer or inf (RL-only)")
+    return m
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check values a typo could make nonsensical, before any work starts."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"config keys without a value: {', '.join(missing)}; set them in a task file or override")
+    interleave_m(cfg)
+    checks = [
+        (cfg.separation in ("none", "pcgrad"), "separation must be none or pcgrad"),
+        (cfg.interleave.schedule in ("fixed", "adaptive"), "interleave.schedule must be fixed or adaptive"),
+        (cfg.env.vector in ("sync", "async"), "env.vector must be sync or async"),
+        (cfg.policy.denoiser.type in ("mlp", "unet"), "policy.denoiser.type must be mlp or unet"),
+        (0 < cfg.policy.act_steps <= cfg.policy.horizon, "policy.act_steps must be in 1..policy.horizon"),
+        (cfg.bc_reg["lambda"] >= 0, "bc_reg.lambda must be >= 0"),
+        (cfg.il.steps_per_injection >= 1, "il.steps_per_injection must be >= 1"),
+        (cfg.env.n_envs >= 1 and cfg.train.eval_episodes >= 1, "env.n_envs and train.eval_episodes must be >= 1"),
+    ]
+    if cfg.rl.name == "dppo":
+        checks.append(
+            (
+                0 < cfg.rl.ft_denoising_steps <= cfg.policy.n_steps,
+                "rl.ft_denoising_steps must be in 1..policy.n_steps",
+            )
+        )
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{message} (see config/defaults.yaml)")
+
+
+def resolve_device(name: str) -> str:
+    """`auto` -> cuda when present, else cpu; anything else is passed to torch as given."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but torch sees no CUDA device: use device=cpu or device=auto")
+    return name

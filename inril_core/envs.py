@@ -1,0 +1,71 @@
+"""Environments as the learner sees them: gymnasium ids from the config, chunked actions, vectorised.
+
+The core names no simulator: `env.id` is "module:id" (e.g. "inril_sim:inril/Lift-v0"), and gymnasium imports the
+module that registers the id. A policy emits action chunks; `ChunkedActions` executes the first h actions of a
+chunk as one decision step (DPPO's MultiStep), summing rewards and stopping at the episode's end, so an episode
+never runs on with the rest of a chunk meant for the previous one.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+
+
+class ChunkedActions(gym.Wrapper):
+    def __init__(self, env: gym.Env, act_steps: int) -> None:
+        super().__init__(env)
+        self.act_steps = act_steps
+        inner = env.action_space
+        self.action_space = gym.spaces.Box(
+            np.repeat(inner.low[None], act_steps, 0), np.repeat(inner.high[None], act_steps, 0), dtype=np.float32
+        )
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return obs, dict(info, env_steps=0, success=False)
+
+    def step(self, chunk: np.ndarray):
+        total, steps, info = 0.0, 0, {}
+        terminated = truncated = False
+        obs = None
+        for action in np.asarray(chunk, dtype=np.float32)[: self.act_steps]:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            steps += 1
+            if terminated or truncated:
+                break
+        info = dict(info, env_steps=steps, success=bool(info.get("success", False)))
+        return obs, total, terminated, truncated, info
+
+
+def step_outcome(info: dict, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Env steps executed and success flags of one vector step, per env.
+
+    With same-step autoreset, an env whose episode ended reports its reset info; the step's own info (with the
+    env-step count and the success flag of the episode that ended) is under `final_info`.
+    """
+    n = len(ended)
+    steps = np.array(info.get("env_steps", np.zeros(n, int)), dtype=int)
+    success = np.array(info.get("success", np.zeros(n, bool)), dtype=bool)
+    final = info.get("final_info", {})
+    if ended.any() and final:
+        steps = np.where(ended, final["env_steps"], steps)
+        success = np.where(ended, final["success"], success)
+    return steps, success
+
+
+def make_env(env_id: str, max_episode_steps: int, act_steps: int) -> gym.Env:
+    try:
+        env = gym.make(env_id, max_episode_steps=max_episode_steps)
+    except gym.error.Error as exc:
+        raise gym.error.Error(f"cannot make env '{env_id}' (env.id in config/tasks/): {exc}") from exc
+    return ChunkedActions(env, act_steps)
+
+
+def make_vector_env(env_id: str, n_envs: int, max_episode_steps: int, act_steps: int, vector: str = "sync"):
+    """n copies; an env that ends an episode is reset in the same step, its last observation in info["final_obs"]."""
+    fns = [lambda: make_env(env_id, max_episode_steps, act_steps) for _ in range(n_envs)]
+    cls = SyncVectorEnv if vector == "sync" else AsyncVectorEnv
+    return cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)

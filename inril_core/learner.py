@@ -1,0 +1,124 @@
+"""The learner: one RL iteration's updates with IN-RIL's IL injections, or the BC-regularised baseline.
+
+It owns the schedule and the imitation updater and drives the RL algorithm minibatch by minibatch:
+  for each RL optimiser step: algo.update(minibatch [+ lambda * BC loss]); if the schedule says so, inject IL.
+An injection takes `il.steps_per_injection` denoising-loss steps on demo batches with their own optimiser; with
+`separation: pcgrad` each IL gradient is projected off the most recent RL gradient when they conflict. Every
+injection is logged with rho = cosine(IL gradient, RL gradient) (never measured by the paper), whether the
+projection fired, and the IL loss on held-out demos.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from inril_core.agent import NonFiniteError
+from inril_core.buffers import DemoSplit
+from inril_core.interleave import InterleaveSchedule
+from inril_core.rl.dppo import DPPO, Rollout
+from inril_core.separation import assign_flat_grad, flat_grad, pcgrad_project
+
+
+class ImitationUpdater:
+    """IL steps on the fine-tuned denoiser with their own Adam (own lr), optionally gradient-projected."""
+
+    def __init__(self, algo: DPPO, demos: DemoSplit, holdout: DemoSplit, lr: float, batch_size: int,
+                 separation: str, k_max: int) -> None:
+        self.algo, self.demos, self.holdout = algo, demos, holdout
+        self.batch_size, self.separation, self.k_max = batch_size, separation, k_max
+        self.optimizer = torch.optim.Adam(algo.actor_parameters(), lr=lr)
+
+    def il_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        return self.algo.policy.denoising_loss(obs, chunks, k_max=self.k_max)
+
+    @torch.no_grad()
+    def heldout_loss(self) -> float:
+        """IL loss on held-out demos at fixed noise draws, so successive values are comparable."""
+        split = self.holdout if len(self.holdout) else self.demos
+        n = min(len(split), 2048)
+        state = torch.random.get_rng_state()
+        torch.manual_seed(12345)
+        loss = self.il_loss(split.obs[:n], split.chunks[:n]).item()
+        torch.random.set_rng_state(state)
+        return loss
+
+    def inject(self, steps: int) -> dict:
+        params = self.algo.actor_parameters()
+        reference = self.algo.last_actor_grad
+        rhos, fired, losses = [], 0, []
+        for _ in range(steps):
+            obs, chunks = self.demos.sample(self.batch_size)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.il_loss(obs, chunks)
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f"IL loss is {loss.item()}: check the demos for NaN or lower il.lr")
+            loss.backward()
+            grad = flat_grad(params)
+            if reference is not None:
+                projection = pcgrad_project(grad, reference)
+                rhos.append(projection.cosine)
+                if self.separation == "pcgrad" and projection.projected:
+                    grad, fired = projection.grad, fired + 1
+            assign_flat_grad(params, grad)
+            self.optimizer.step()
+            losses.append(loss.item())
+        return {
+            "rho": sum(rhos) / len(rhos) if rhos else float("nan"),
+            "projected": fired / steps,
+            "il_loss": sum(losses) / len(losses),
+        }
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class Learner:
+    def __init__(self, algo: DPPO, schedule: InterleaveSchedule, imitation: ImitationUpdater,
+                 bc_lambda: float, bc_batch_size: int, il_steps_per_injection: int) -> None:
+        self.algo, self.schedule, self.imitation = algo, schedule, imitation
+        self.bc_lambda, self.bc_batch_size = bc_lambda, bc_batch_size
+        self.il_steps = il_steps_per_injection
+
+    def _bc_loss(self) -> torch.Tensor | None:
+        if self.bc_lambda <= 0:
+            return None
+        obs, chunks = self.imitation.demos.sample(self.bc_batch_size)
+        return self.bc_lambda * self.imitation.il_loss(obs, chunks)
+
+    def update(self, rollout: Rollout, epochs: int, train_actor: bool, target_kl: float) -> tuple[dict, list[dict]]:
+        """All RL minibatch steps of one iteration. Returns (mean RL metrics, one record per IL injection)."""
+        batch = self.algo.prepare(rollout)
+        sums: dict[str, float] = {}
+        n = 0
+        injections = []
+        for _ in range(epochs):
+            kls = []
+            for minibatch in self.algo.minibatches(batch):
+                metrics = self.algo.update(minibatch, self._bc_loss() if train_actor else None, train_actor)
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                n += 1
+                kls.append(metrics["approx_kl"])
+                if train_actor and self.schedule.on_rl_step():
+                    record = self.imitation.inject(self.il_steps)
+                    if record["rho"] == record["rho"]:  # not NaN
+                        self.schedule.observe_cosine(record["rho"])
+                    record.update(rl_step=self.schedule.rl_steps, m=self.schedule.current_m)
+                    injections.append(record)
+            if train_actor and kls and sum(kls) / len(kls) > target_kl:
+                break  # the policy moved far enough this iteration; more epochs would overshoot
+        means = {key: value / max(n, 1) for key, value in sums.items()}
+        means["rl_steps"] = self.schedule.rl_steps
+        return means, injections
+
+    def state_dict(self) -> dict:
+        return {"algo": self.algo.state_dict(), "schedule": self.schedule.state_dict(),
+                "imitation": self.imitation.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.algo.load_state_dict(state["algo"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.imitation.load_state_dict(state["imitation"])

@@ -1,0 +1,81 @@
+"""MinMaxNormalizer: exact round trips, constant-dimension safety, saving with safetensors, clear errors."""
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from inril_core.policies.normalizer import MinMaxNormalizer
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def data() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.uniform([-3.0, 0.0, 100.0], [5.0, 0.01, 200.0], size=(500, 3)).astype(np.float32)
+
+
+def test_fitted_data_maps_onto_minus_one_to_one(data):
+    normalized = MinMaxNormalizer().fit(data).normalize(data)
+    np.testing.assert_allclose(normalized.min(axis=0), -1.0, atol=1e-5)
+    np.testing.assert_allclose(normalized.max(axis=0), 1.0, atol=1e-5)
+
+
+def test_round_trip_numpy_keeps_values_and_dtype(data):
+    norm = MinMaxNormalizer().fit(data)
+    for dtype in (np.float32, np.float64):
+        x = data.astype(dtype)
+        back = norm.unnormalize(norm.normalize(x))
+        assert isinstance(back, np.ndarray) and back.dtype == dtype
+        np.testing.assert_allclose(back, x, rtol=1e-5, atol=1e-4)
+
+
+def test_round_trip_torch_keeps_values_dtype_and_batch_shape(data):
+    norm = MinMaxNormalizer().fit(torch.from_numpy(data))
+    chunk = torch.from_numpy(data[:24]).double().view(2, 4, 3, 3)  # any (..., D) batch layout
+    back = norm.unnormalize(norm.normalize(chunk))
+    assert isinstance(back, torch.Tensor) and back.dtype == torch.float64 and back.shape == chunk.shape
+    torch.testing.assert_close(back, chunk, rtol=1e-5, atol=1e-4)
+
+
+def test_constant_dimension_maps_to_zero_and_round_trips():
+    data = np.stack([np.linspace(0, 1, 10), np.full(10, 7.5)], axis=1)
+    norm = MinMaxNormalizer().fit(data)
+    normalized = norm.normalize(data)
+    assert np.isfinite(normalized).all()
+    np.testing.assert_allclose(normalized[:, 1], 0.0)
+    np.testing.assert_allclose(norm.unnormalize(normalized), data, atol=1e-6)
+
+
+def test_state_dict_saves_in_safetensors_and_restores_the_same_mapping(data, tmp_path):
+    norm = MinMaxNormalizer().fit(data)
+    path = tmp_path / "norm.safetensors"
+    save_file({f"action_normalizer.{k}": v for k, v in norm.state_dict().items()}, str(path))
+    loaded = load_file(str(path))
+    restored = MinMaxNormalizer()
+    restored.load_state_dict({k.split(".", 1)[1]: v for k, v in loaded.items()})
+    assert restored.dim == 3
+    np.testing.assert_array_equal(restored.normalize(data), norm.normalize(data))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fit_rejects_non_finite_data_naming_the_dimension(data, bad):
+    data[3, 2] = bad
+    with pytest.raises(ValueError, match=r"NaN/Inf.*\[2\]"):
+        MinMaxNormalizer().fit(data)
+
+
+@pytest.mark.parametrize("shape", [(10,), (0, 3), (4, 5, 3)])
+def test_fit_rejects_wrong_shape_naming_the_expected_one(shape):
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        MinMaxNormalizer().fit(np.zeros(shape))
+
+
+def test_normalize_rejects_wrong_last_dimension(data):
+    with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
+        MinMaxNormalizer().fit(data).normalize(np.zeros((2, 4)))
+
+
+def test_use_before_fit_raises():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MinMaxNormalizer().normalize(np.zeros((1, 3)))
