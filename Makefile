@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # setup reruns only when the dependency lists change, so every target can depend on it cheaply.
 STAMP := $(VENV)/.stamp
 PYTEST := $(BIN)/python -m pytest
-SIM_ARGS ?= task=lift run.dir=runs/make-sim
+SIM_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-slow sim
@@ -18,6 +18,8 @@ help:  ## list the targets
 setup: $(STAMP)  ## create .venv with PYTHON (python3.11) and install requirements.txt + inril (editable)
 
 $(STAMP): requirements.txt setup.py setup.cfg
+	@# MuJoCo renders off-screen through OSMesa when there is no GPU (render tests, camera images)
+	@ldconfig -p | grep -q libOSMesa || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq libosmesa6 libgl1) || echo "warning: install libosmesa6 for off-screen rendering"; }
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 setup'"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
@@ -31,4 +33,4 @@ test-slow: setup  ## slow tests only (simulation parity, training curves)
 	$(PYTEST) -m slow -q
 
 sim: setup  ## short IN-RIL run on the default task, then its report; change it with SIM_ARGS='task=can ...'
-	$(BIN)/inril train $(SIM_ARGS)
+	$(BIN)/inril sim $(SIM_ARGS)

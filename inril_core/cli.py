@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from inril_core.config import ConfigError, load_config
 
@@ -38,7 +39,8 @@ def _config(overrides: list[str] | None, aliases: dict[str, str] | None = None):
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    # one line whatever the terminal width (no hard wrap), and the message printed as is (no rich markup in it)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -131,6 +133,41 @@ def demos_info(path: Path):
                       "sources": Counter(m.get("source") for m in meta)}, indent=2))
 
 
+def _ensure_pretrained(cfg, overrides: list[str]) -> None:
+    """Make the demos and the pre-trained policy a fine-tuning run needs, when they are missing."""
+    from inril_core.checkpoint import load_latest
+    from inril_core.episodes.store import EpisodeStore
+    from inril_core.training import pretrain as run_pretrain
+
+    if not Path(cfg.demos.path).exists() or len(EpisodeStore(cfg.demos.path)) == 0:
+        console.print(f"no demos at {cfg.demos.path}: making {cfg.demos.n} with the scripted expert")
+        demos_make(overrides)
+    if load_latest(cfg.train.pretrained) is None:
+        console.print(f"no pre-trained policy at {cfg.train.pretrained}: pre-training")
+        report = run_pretrain(cfg)
+        console.print(f"pre-trained: success {report['eval']['success_rate']:.2f}")
+
+
+@app.command(context_settings=EXTRA)
+def sim(overrides: Optional[list[str]] = OVERRIDES):
+    """The main job: demos -> BC pre-training -> a short IN-RIL fine-tuning run on the default task, with a report.
+
+    (Until the ROS 2 node graph exists this runs the learning core directly on the simulated task.)
+    """
+    from inril_core.training import train as run_train
+
+    args = ["train.env_steps=20000", "run.dir=runs/sim", *(overrides or [])]
+    cfg = _guarded(lambda: _config(args))
+    _guarded(lambda: _ensure_pretrained(cfg, args))
+    resume = (Path(cfg.run.dir) / "checkpoints").exists()
+    report = _guarded(lambda: run_train(cfg, resume=resume))
+    if resume and (Path(cfg.run.dir) / "report.json").exists():
+        console.print(f"(continued the run in {cfg.run.dir}; delete it to start over)")
+    console.print(f"success: pre-trained {report['pretrained_success']:.2f} -> final {report['final_success']:.2f} "
+                  f"after {report['env_steps']} env steps; report {cfg.run.dir}/report.json, "
+                  f"plot {cfg.run.dir}/learning_curve.png")
+
+
 @bench_app.command("sim")
 def bench_sim(tasks: str = typer.Option("lift,can,square", help="comma-separated tasks"),
               steps: int = typer.Option(3000, help="env steps per measurement"),
@@ -163,7 +200,6 @@ def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
     interrupted ones, so it can be stopped and continued.
     """
     from inril_core import bench
-    from inril_core.training import pretrain as run_pretrain
     from inril_core.training import train as run_train
 
     args = list(overrides or [])
@@ -175,15 +211,7 @@ def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
     runs_root = Path("runs/bench") / f"{task_name}-{base.algo}"
     method_list = methods.split(",")
     seeds = list(range(n_seeds))
-    from inril_core.checkpoint import load_latest
-    from inril_core.episodes.store import EpisodeStore
-
-    if not Path(base.demos.path).exists() or len(EpisodeStore(base.demos.path)) == 0:
-        console.print(f"no demos at {base.demos.path}: making {base.demos.n}")
-        demos_make([*args])
-    if load_latest(base.train.pretrained) is None:
-        console.print(f"no pre-trained policy at {base.train.pretrained}: pre-training")
-        run_pretrain(base)
+    _guarded(lambda: _ensure_pretrained(base, args))
 
     def make_cfg(method: str, seed: int, run_dir: Path):
         return _config(args + [f"method={method}", f"seed={seed}", f"run.dir={run_dir}"])

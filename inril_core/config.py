@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
@@ -101,10 +102,17 @@ def load_config(overrides: Iterable[str] = ()) -> DictConfig:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' is not of the form key=value (e.g. interleave.m=5)")
-    try:
-        cli = OmegaConf.from_dotlist(overrides)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"cannot parse overrides {overrides}: {exc}") from exc
+    cli = OmegaConf.create()
+    for item in overrides:  # one at a time, so a bad value is reported with its key
+        try:
+            cli.merge_with_dotlist([item])
+        except (OmegaConfBaseException, yaml.YAMLError) as exc:  # e.g. hidden_dims=[64,64 (unclosed list)
+            key = item.partition("=")[0]
+            reason = str(exc).strip().splitlines()[0]
+            raise ConfigError(
+                f"override '{item}': the value of {key} is not valid YAML ({reason}); close its brackets or "
+                "quotes (a list is written key=[64,64])"
+            ) from exc
 
     root = config_dir()
     cfg = _load_yaml(root / "defaults.yaml")

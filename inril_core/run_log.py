@@ -24,10 +24,13 @@ class RunLog:
     def write(self, name: str, row: dict, env_steps: int) -> None:
         """Append `row` to `<name>.csv` and each numeric value to TensorBoard as `<name>/<key>`."""
         path = self.dir / f"{name}.csv"
-        new = not path.exists()
+        fields = _header(path)
+        added = [key for key in row if key not in fields]
+        if fields and added:  # a key this file has not seen yet (e.g. actor_grad_norm after critic warm-up)
+            _rewrite(path, fields + added, read_csv(path))
         with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
+            writer = csv.DictWriter(f, fieldnames=fields + added)
+            if not fields:
                 writer.writeheader()
             writer.writerow(row)
         for key, value in row.items():
@@ -53,12 +56,23 @@ def _number(value: str):
             return value
 
 
+def _header(path: Path) -> list[str]:
+    """The column names of an existing CSV file, [] when it does not exist yet."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _rewrite(path: Path, fields: list[str], rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _truncate_after(path: Path, iteration: int) -> None:
     rows = read_csv(path)
     if not rows:
         return
-    kept = [r for r in rows if int(r["iteration"]) <= iteration]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(kept)
+    _rewrite(path, _header(path), [r for r in rows if int(r["iteration"]) <= iteration])

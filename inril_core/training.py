@@ -254,7 +254,9 @@ class FineTuneRun:
         c = self.cfg
         train_actor = self.iteration >= c.rl.critic_warmup_iters
         metrics, injections = self.learner.update(rollout, c.rl.update_epochs, train_actor, c.rl.target_kl)
-        base = {"iteration": self.iteration, "env_steps": self.env_steps}
+        # Rows are labelled like evaluations and checkpoints: by the iterations completed with this one, so that a
+        # resume from checkpoint k keeps exactly the rows with iteration <= k (RunLog) and no row is duplicated.
+        base = {"iteration": self.iteration + 1, "env_steps": self.env_steps}
         self.log.write("metrics", {**base, **metrics, "rollout_success": self.recent.get("success", float("nan"))},
                        self.env_steps)
         if injections:

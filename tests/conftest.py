@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # report plots must not need a display
+os.environ.setdefault("MUJOCO_GL", "osmesa")  # off-screen rendering without a GPU (make setup installs libosmesa6)
 
 
 @pytest.fixture

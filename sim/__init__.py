@@ -1,0 +1,38 @@
+"""inril's simulated tasks: fast direct-MuJoCo Lift / Can / Square and their robosuite references.
+
+Importing this package registers every inril env id with gymnasium. gymnasium 1.2 does not load the
+``gymnasium.envs`` entry-point plugins that setup.py declares, so ``gymnasium.make("inril/Lift-v0")`` needs a
+prior ``import inril_sim`` (or the id spelled ``"inril_sim:inril/Lift-v0"``, which imports it for you).
+Registration uses entry-point strings, so it imports neither MuJoCo nor robosuite.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+
+# task -> (id, entry point, horizon); horizons are the contract's TimeLimit (docs/contracts.md).
+FAST_ENVS: dict[str, tuple[str, str, int]] = {
+    "lift": ("inril/Lift-v0", "inril_sim.tasks:LiftEnv", 300),
+    "can": ("inril/Can-v0", "inril_sim.tasks:CanEnv", 300),
+    "square": ("inril/Square-v0", "inril_sim.tasks:SquareEnv", 400),
+}
+
+
+def fast_env_id(task: str) -> str:
+    """gymnasium id of the fast version of ``task`` (``"lift"`` -> ``"inril/Lift-v0"``)."""
+    if task not in FAST_ENVS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(FAST_ENVS)}")
+    return FAST_ENVS[task][0]
+
+
+def register_envs() -> None:
+    """Register the fast ids and the robosuite ids; calling it again is a no-op."""
+    for env_id, entry_point, horizon in FAST_ENVS.values():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
+    # The robosuite-backed ids live with their env classes; that module imports robosuite only at make-time.
+    from inril_sim.robosuite_tasks import register_robosuite_envs
+
+    register_robosuite_envs()
+
+
+register_envs()

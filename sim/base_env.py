@@ -1,0 +1,190 @@
+"""Shared gymnasium env for the fast tasks: action handling, observation, reset of the gripper, rendering.
+
+The action follows robosuite's OSC_POSE in delta mode (docs/contracts.md): every control step the goal pose is
+re-anchored on the *measured* end-effector pose, goal = eef + 0.05 * a[:3] and R_goal = R(0.5 * a[3:6]) R_eef
+(rotation vector in the world frame, its angle squashed as robosuite's arm saturates), and the hand then tracks
+it for one control period through the soft weld (``scene``). Re-anchoring on the measured pose rather than accumulating a target is what robosuite does; it gives
+the same speed per unit action (about 1.2 cm per step at a = 1 from rest to steady state) and means a blocked
+hand never winds up a far-away target. The goal position is clipped to a per-task workspace box.
+
+The gripper command copies robosuite's PandaGripper: the sign of a[6] moves an internal state by 0.2 per step
+within [-1, 1] (+1 closed), mapped linearly onto the finger position targets. So closing from fully open takes
+about five steps, as on robosuite.
+
+One control step is one ``mj_step(model, data, nstep=25)`` call: no Python runs per physics sub-step.
+Observations are read from ``qpos`` (hand and object are free bodies of the world), which is exact after
+``mj_step`` whereas ``xpos`` lags one sub-step.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from inril_sim.layout import obs_layout
+from inril_sim.rotations import axis_angle_to_quat, quat_conj, quat_mul, quat_to_mat, wxyz_to_xyzw, xyzw_to_wxyz
+from inril_sim.scene import CONTROL_DT, TIMESTEP
+
+POS_SCALE = 0.05  # metres per unit action, robosuite OSC_POSE output_max
+ROT_SCALE = 0.5  # radians per unit action
+# robosuite's Panda cannot turn as fast as large rotation goals ask (measured yaw per step: 0.031 rad at a = 0.3,
+# 0.047 at 0.5, 0.060 at 0.7, 0.064 at 1.0, where a linear response would double from 0.5 to 1.0). Squashing the
+# goal angle with ROT_SATURATION * tanh(angle / ROT_SATURATION) gives this hand the same yaw speeds within ~15%.
+ROT_SATURATION = 0.28
+GRIPPER_SPEED = 0.2  # PandaGripper.speed: change of the gripper state per step
+GRIPPER_HALF_RANGE = 0.02  # finger targets span [0, 0.04] and [-0.04, 0]
+GRIPPER_INIT_QPOS = 0.020833  # PandaGripper.init_qpos
+
+# robosuite's Panda at its init_qpos: eef quat xyzw (0.998, 0.0002, 0.0636, 0), i.e. pointing down with ~7 deg
+# pitch. Its joint noise (std 0.02 rad) moves the eef by about these standard deviations (measured, 30 resets).
+_HOME_XYZW = np.array([0.998, 0.0002, 0.0636, 0.0])
+HOME_QUAT = xyzw_to_wxyz(_HOME_XYZW / np.linalg.norm(_HOME_XYZW))
+INIT_POS_STD = np.array([0.01, 0.015, 0.008])
+INIT_ROT_STD = 0.03
+
+# robosuite's Can and Square count an object as placed only once the gripper has let go:
+# r_reach = 1 - tanh(10 d) < 0.6, i.e. eef-to-object distance d > atanh(0.4) / 10.
+RELEASE_DISTANCE = float(np.arctanh(0.4) / 10)
+
+
+def _saturate_rotation(rotvec: np.ndarray) -> np.ndarray:
+    angle = float(np.linalg.norm(rotvec))
+    if angle < 1e-12:
+        return rotvec
+    return rotvec * (ROT_SATURATION * np.tanh(angle / ROT_SATURATION) / angle)
+
+
+class GripperTaskEnv(gym.Env):
+    """A floating Panda-like gripper and one free object; subclasses add fixtures, reset ranges and success."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": round(1 / CONTROL_DT)}
+
+    task: ClassVar[str]
+    home_pos: ClassVar[np.ndarray]  # nominal eef position at reset (robosuite's Panda init pose for this task)
+    workspace: ClassVar[tuple[np.ndarray, np.ndarray]]  # bounds of the eef goal position
+
+    def __init__(self, render_mode: str | None = None, width: int = 256, height: int = 256) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use None or 'rgb_array'")
+        self.render_mode = render_mode
+        self.model = self._build_model()
+        self.data = mujoco.MjData(self.model)
+        self._n_substeps = round(CONTROL_DT / TIMESTEP)
+        self._hand_qpos = self._joint_qpos_adr("hand_free")
+        self._object_qpos = self._joint_qpos_adr("object_free")
+        self._finger_qpos = [self._joint_qpos_adr("finger_joint1"), self._joint_qpos_adr("finger_joint2")]
+        self._gripper_state = 0.0
+        self.obs_layout = obs_layout(self.task)
+        obs_dim = max(s.stop for s in self.obs_layout.values())
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (7,), np.float32)
+        self._render_size = (height, width)
+        self._renderer: mujoco.Renderer | None = None
+
+    # -- task hooks ---------------------------------------------------------------------------------------------
+
+    def _build_model(self) -> mujoco.MjModel:
+        raise NotImplementedError
+
+    def _place_object(self, rng: np.random.Generator) -> None:
+        """Write the object's initial pose into ``self.data.qpos`` (and resize it if the task randomises size)."""
+        raise NotImplementedError
+
+    def _is_success(self) -> bool:
+        raise NotImplementedError
+
+    def _object_features(self, obj_pos: np.ndarray, obj_quat: np.ndarray, eef_pos: np.ndarray,
+                         eef_quat: np.ndarray) -> np.ndarray:
+        """robomimic's Can / Square object block: pos, quat, then the object pose in the eef frame."""
+        rel_pos = quat_to_mat(eef_quat).T @ (obj_pos - eef_pos)
+        rel_quat = quat_mul(quat_conj(eef_quat), obj_quat)
+        return np.concatenate([obj_pos, wxyz_to_xyzw(obj_quat), rel_pos, wxyz_to_xyzw(rel_quat)])
+
+    # -- state accessors ----------------------------------------------------------------------------------------
+
+    def _joint_qpos_adr(self, name: str) -> int:
+        return int(self.model.jnt_qposadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)])
+
+    @property
+    def eef_pos(self) -> np.ndarray:
+        return self.data.qpos[self._hand_qpos:self._hand_qpos + 3]
+
+    @property
+    def eef_quat(self) -> np.ndarray:
+        """wxyz."""
+        return self.data.qpos[self._hand_qpos + 3:self._hand_qpos + 7]
+
+    @property
+    def object_pos(self) -> np.ndarray:
+        return self.data.qpos[self._object_qpos:self._object_qpos + 3]
+
+    @property
+    def object_quat(self) -> np.ndarray:
+        """wxyz."""
+        return self.data.qpos[self._object_qpos + 3:self._object_qpos + 7]
+
+    def _object_released(self) -> bool:
+        return bool(np.linalg.norm(self.eef_pos - self.object_pos) > RELEASE_DISTANCE)
+
+    def _set_object_pose(self, pos: np.ndarray, yaw: float) -> None:
+        adr = self._object_qpos
+        self.data.qpos[adr:adr + 3] = pos
+        self.data.qpos[adr + 3:adr + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+
+    # -- gymnasium API ------------------------------------------------------------------------------------------
+
+    def _get_obs(self) -> np.ndarray:
+        eef_pos, eef_quat = self.eef_pos, self.eef_quat
+        objects = self._object_features(self.object_pos, self.object_quat, eef_pos, eef_quat)
+        gripper = self.data.qpos[self._finger_qpos]
+        return np.concatenate([objects, eef_pos, wxyz_to_xyzw(eef_quat), gripper]).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        rng = self.np_random
+        mujoco.mj_resetData(self.model, self.data)
+        pos = self.home_pos + rng.normal(0.0, INIT_POS_STD)
+        quat = quat_mul(axis_angle_to_quat(rng.normal(0.0, INIT_ROT_STD, 3)), HOME_QUAT)
+        adr = self._hand_qpos
+        self.data.qpos[adr:adr + 3] = pos
+        self.data.qpos[adr + 3:adr + 7] = quat
+        self.data.mocap_pos[0] = pos
+        self.data.mocap_quat[0] = quat
+        self.data.qpos[self._finger_qpos] = [GRIPPER_INIT_QPOS, -GRIPPER_INIT_QPOS]
+        self._gripper_state = 0.0
+        self._apply_gripper(0.0)
+        self._place_object(rng)
+        mujoco.mj_forward(self.model, self.data)
+        return self._get_obs(), {"success": False}
+
+    def _apply_gripper(self, command: float) -> None:
+        self._gripper_state = float(np.clip(self._gripper_state + GRIPPER_SPEED * np.sign(command), -1.0, 1.0))
+        opening = GRIPPER_HALF_RANGE * (1.0 - self._gripper_state)
+        self.data.ctrl[0] = opening
+        self.data.ctrl[1] = -opening
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        low, high = self.workspace
+        self.data.mocap_pos[0] = np.clip(self.eef_pos + POS_SCALE * a[:3], low, high)
+        self.data.mocap_quat[0] = quat_mul(axis_angle_to_quat(_saturate_rotation(ROT_SCALE * a[3:6])), self.eef_quat)
+        self._apply_gripper(a[6])
+        mujoco.mj_step(self.model, self.data, nstep=self._n_substeps)
+        success = self._is_success()
+        return self._get_obs(), float(success), success, False, {"success": success}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, *self._render_size)
+        self._renderer.update_scene(self.data, camera="agentview")
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,0 +1,298 @@
+"""Scripted experts for Lift, Can and Square that read only the flat observation (docs/contracts.md).
+
+Each expert is a waypoint state machine over the observation layout (``layout.obs_layout``): approach above the
+grasp point with the fingers across the object, descend, close, lift, then (Can) carry over the goal bin and
+drop, or (Square) carry the nut over the peg, square it up and lower it. It re-plans from the observation every
+step and goes back to the approach when the object is not in the hand, so it drives the fast tasks and the
+robosuite versions alike, and recovers from slips.
+
+``noise`` makes demos of mixed quality, like robomimic's multi-human sets: Gaussian noise of std ``noise`` on all
+seven action dims, and, for noise > 0, a per-episode operator "skill": a lower speed limit, a grasp
+point off the ideal one, and occasional hesitations (the hand holds still for a few steps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from inril_sim.base_env import POS_SCALE, ROT_SCALE
+from inril_sim.layout import OBJECT_POS, OBJECT_QUAT, TASKS, obs_layout
+from inril_sim.rotations import (
+    axis_angle_to_quat,
+    quat_mul,
+    quat_to_mat,
+    rotation_error,
+    wrap_angle,
+    xyzw_to_wxyz,
+    yaw_of,
+)
+from inril_sim.tasks import (
+    BIN_WALL_TOP,
+    CAN_GOAL_CENTER,
+    CAN_HALF_HEIGHT,
+    PEG_POS,
+    PEG_TOP,
+    SQUARE_TABLE_TOP,
+)
+
+OPEN, CLOSE = -1.0, 1.0
+DOWN = np.array([0.0, 1.0, 0.0, 0.0])  # wxyz: eef z axis pointing down, x axis along world x (yaw 0)
+POS_GAIN = 3.0  # action per (position error / POS_SCALE); the goal is re-anchored every step, so > 1 is stable
+ROT_GAIN = 2.0
+XY_TOLERANCE = 0.005  # metres between eef and grasp point in the horizontal plane before and while descending
+CLOSE_STEPS = 6  # the gripper state needs 5 steps from open to meet a 4 cm object, one more to squeeze
+LOWER_SPEED = 0.4  # translation cap while lowering the nut onto the peg
+PEG_XY_TOLERANCE = 0.004  # nut centre to peg axis before lowering; the hole clears the peg by 6.75 mm a side
+# Grasp the nut handle (x in [0.029, 0.079] of the nut frame) outboard of its centre (0.054): the Panda's fingers
+# are ~2 cm wide and the ring's outer edge is at 0.044, so the centre leaves no room for a 1 cm error.
+GRASP_ALONG_HANDLE = 0.062
+SQUARE_HANDLE_HEADINGS = (np.pi / 2, np.pi, -np.pi / 2)  # nut yaws that put the handle toward the robot or aside
+
+
+@dataclass(frozen=True)
+class Skill:
+    """The per-episode operator: how fast, how precise, how hesitant."""
+
+    speed: float  # cap on the translation action magnitude
+    grasp_offset: np.ndarray  # error of the chosen grasp point (metres, world frame)
+    hesitation_prob: float  # chance per step of starting a pause
+
+
+@dataclass(frozen=True)
+class View:
+    """The observation fields the experts use, with quaternions as wxyz."""
+
+    obj_pos: np.ndarray
+    obj_quat: np.ndarray
+    eef_pos: np.ndarray
+    eef_quat: np.ndarray
+    gripper: np.ndarray
+
+
+def down_at_yaw(yaw: float) -> np.ndarray:
+    """wxyz orientation pointing the fingers down with the eef x axis at heading ``yaw``."""
+    return quat_mul(axis_angle_to_quat(np.array([0.0, 0.0, yaw])), DOWN)
+
+
+def align_yaw(eef_quat: np.ndarray, object_yaw: float, symmetry: float) -> np.ndarray:
+    """Down orientation whose yaw is the object's modulo ``symmetry``, closest to the current yaw."""
+    current = yaw_of(eef_quat)
+    return down_at_yaw(current + wrap_angle(object_yaw - current, symmetry))
+
+
+class Expert:
+    """Waypoint state machine shared by the three tasks; subclasses define ``_plan``."""
+
+    def __init__(self, noise: float, seed: int, layout: dict[str, slice]) -> None:
+        self.noise = float(noise)
+        self.layout = layout
+        self._rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode: fresh phase and a freshly drawn operator skill."""
+        self.phase = "approach"
+        self._phase_steps = 0
+        self._pause = 0
+        self._last_gripper: np.ndarray | None = None
+        if self.noise > 0:
+            spread = min(1.0, self.noise / 0.5)
+            self.skill = Skill(
+                speed=float(self._rng.uniform(1.0 - 0.5 * spread, 1.0)),
+                grasp_offset=self._rng.normal(0.0, 0.004 * spread, 3) * np.array([1.0, 1.0, 0.5]),
+                hesitation_prob=0.03 * spread,
+            )
+        else:
+            self.skill = Skill(speed=1.0, grasp_offset=np.zeros(3), hesitation_prob=0.0)
+
+    def _view(self, obs: np.ndarray) -> View:
+        objects = obs[self.layout["object"]].astype(np.float64)
+        return View(
+            obj_pos=objects[OBJECT_POS],
+            obj_quat=xyzw_to_wxyz(objects[OBJECT_QUAT]),
+            eef_pos=obs[self.layout["robot0_eef_pos"]].astype(np.float64),
+            eef_quat=xyzw_to_wxyz(obs[self.layout["robot0_eef_quat"]].astype(np.float64)),
+            gripper=obs[self.layout["robot0_gripper_qpos"]].astype(np.float64),
+        )
+
+    def _go(self, phase: str) -> None:
+        self.phase = phase
+        self._phase_steps = 0
+
+    def _move(self, v: View, target_pos: np.ndarray, target_quat: np.ndarray, grip: float,
+              speed: float = 1.0) -> np.ndarray:
+        """Proportional step toward a pose; the translation keeps its direction under the speed cap."""
+        pos = POS_GAIN * (target_pos - v.eef_pos) / POS_SCALE
+        largest = np.max(np.abs(pos))
+        cap = speed * self.skill.speed
+        if largest > cap:
+            pos *= cap / largest
+        rot = np.clip(ROT_GAIN * rotation_error(target_quat, v.eef_quat) / ROT_SCALE, -1.0, 1.0)
+        return np.concatenate([pos, rot, [grip]])
+
+    def _gripper_settled(self, v: View) -> bool:
+        """Fingers stopped moving (on the object or fully closed) after at least CLOSE_STEPS of closing."""
+        moving = self._last_gripper is not None and abs(v.gripper[0] - self._last_gripper[0]) > 5e-4
+        return self._phase_steps >= CLOSE_STEPS and not moving
+
+    def _plan(self, v: View) -> np.ndarray:
+        raise NotImplementedError
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The 7-D action for ``obs``: the plan, then this episode's hesitations and the Gaussian noise."""
+        v = self._view(obs)
+        action = self._plan(v)
+        self._phase_steps += 1
+        self._last_gripper = v.gripper
+        if self._pause == 0 and self._rng.random() < self.skill.hesitation_prob:
+            self._pause = int(self._rng.integers(2, 9))
+        if self._pause > 0:
+            self._pause -= 1
+            action[:6] = 0.0
+        if self.noise > 0:
+            action = action + self._rng.normal(0.0, self.noise, 7)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+class PickExpert(Expert):
+    """Approach, descend, close and lift, shared by all tasks; subclasses say where to grasp and what follows.
+
+    ``_grasp_point`` is where the eef should be when the fingers close, ``_grasp_quat`` its orientation.
+    After the lift, ``_after_lift`` takes over; a dropped object sends the machine back to ``approach``.
+    """
+
+    approach_height = 0.06  # above the grasp point
+    lift_z: float  # eef height at the end of the lift
+
+    def _grasp_point(self, v: View) -> np.ndarray:
+        return v.obj_pos + self.skill.grasp_offset
+
+    def _grasp_quat(self, v: View) -> np.ndarray:
+        raise NotImplementedError
+
+    def _holding(self, v: View) -> bool:
+        """The object is between the fingers: close to the eef and the fingers are not shut on nothing."""
+        near = np.linalg.norm(self._grasp_point(v) - v.eef_pos) < 0.03
+        return bool(near and v.gripper[0] - v.gripper[1] > 0.01)
+
+    def _after_lift(self, v: View) -> np.ndarray:
+        raise NotImplementedError
+
+    def _plan(self, v: View) -> np.ndarray:
+        grasp = self._grasp_point(v)
+        xy_error = np.linalg.norm(grasp[:2] - v.eef_pos[:2])
+        if self.phase == "approach":
+            above = grasp + np.array([0.0, 0.0, self.approach_height])
+            quat = self._grasp_quat(v)
+            aligned = np.linalg.norm(rotation_error(quat, v.eef_quat)) < 0.1
+            if xy_error < XY_TOLERANCE and abs(above[2] - v.eef_pos[2]) < 0.02 and aligned and v.gripper[0] > 0.035:
+                self._go("descend")
+            return self._move(v, above, quat, OPEN)
+        if self.phase == "descend":
+            if xy_error < XY_TOLERANCE and abs(grasp[2] - v.eef_pos[2]) < 0.008:
+                self._go("grasp")
+            # Descend only while centred: robosuite's arm drifts sideways on fast vertical moves, and fingers
+            # landing off-centre tilt the object instead of closing around it.
+            z = grasp[2] if xy_error < 2 * XY_TOLERANCE else v.eef_pos[2]
+            return self._move(v, np.array([grasp[0], grasp[1], z]), self._grasp_quat(v), OPEN)
+        if self.phase == "grasp":
+            if self._gripper_settled(v):
+                self._go("lift" if self._holding(v) else "approach")
+            return self._move(v, v.eef_pos, v.eef_quat, CLOSE)
+        if not self._holding(v):  # dropped or slipped: back off upwards and start over
+            self._go("approach")
+            return self._move(v, v.eef_pos + np.array([0.0, 0.0, 0.05]), v.eef_quat, OPEN)
+        if self.phase == "lift":
+            if v.eef_pos[2] > self.lift_z - 0.02:
+                self._go("transport")
+            return self._move(v, np.array([v.eef_pos[0], v.eef_pos[1], self.lift_z]), v.eef_quat, CLOSE)
+        return self._after_lift(v)
+
+
+class LiftExpert(PickExpert):
+    """Grasp the cube across two faces and raise it; the env ends the episode once it is 4 cm up."""
+
+    lift_z = 1.0
+
+    def _grasp_quat(self, v: View) -> np.ndarray:
+        return align_yaw(v.eef_quat, yaw_of(v.obj_quat), np.pi / 2)
+
+    def _after_lift(self, v: View) -> np.ndarray:
+        return self._move(v, v.eef_pos + np.array([0.0, 0.0, 0.05]), v.eef_quat, CLOSE)
+
+
+class CanExpert(PickExpert):
+    """Grasp the can round its middle, carry it above the wall of bin2's goal quarter, drop it, back off."""
+
+    approach_height = 0.08
+    lift_z = BIN_WALL_TOP + CAN_HALF_HEIGHT + 0.08
+    drop_z = BIN_WALL_TOP + CAN_HALF_HEIGHT + 0.01
+
+    def _grasp_quat(self, v: View) -> np.ndarray:
+        return down_at_yaw(yaw_of(v.eef_quat))
+
+    def _after_lift(self, v: View) -> np.ndarray:
+        goal = np.array([CAN_GOAL_CENTER[0], CAN_GOAL_CENTER[1], self.lift_z])
+        if self.phase == "transport":
+            if np.linalg.norm(goal[:2] - v.obj_pos[:2]) < 0.02:
+                self._go("lower")
+            return self._move(v, goal + v.eef_pos - v.obj_pos, v.eef_quat, CLOSE)
+        if v.eef_pos[2] > self.drop_z + 0.01:
+            return self._move(v, np.array([goal[0], goal[1], self.drop_z]) + v.eef_pos - v.obj_pos, v.eef_quat, CLOSE)
+        return self._move(v, v.eef_pos, v.eef_quat, OPEN)
+
+
+class SquareExpert(PickExpert):
+    """Grasp the nut's handle, carry the nut over the peg, turn it square to the peg and lower it on."""
+
+    lift_z = PEG_TOP + 0.06  # nut bottom 5 cm above the peg top while carried: the arm sags on fast moves
+    seat_z = SQUARE_TABLE_TOP + 0.01  # nut centre resting on the table around the peg
+    max_lower_steps = 40  # lowering this long without seating means the nut is stuck on the peg top
+
+    def _grasp_point(self, v: View) -> np.ndarray:
+        handle = quat_to_mat(v.obj_quat) @ np.array([GRASP_ALONG_HANDLE, 0.0, 0.0])
+        return v.obj_pos + handle + self.skill.grasp_offset
+
+    def _grasp_quat(self, v: View) -> np.ndarray:
+        return align_yaw(v.eef_quat, yaw_of(v.obj_quat), np.pi)
+
+    def _squared_quat(self, v: View) -> np.ndarray:
+        """Hand orientation that turns the held nut square to the peg, its handle not pointing away (+x).
+
+        The peg's symmetry allows any multiple of 90 degrees, but with the handle on the far side the hand would
+        have to be 5 cm beyond the peg, out of robosuite's Panda's reach at that height.
+        """
+        nut_yaw = yaw_of(v.obj_quat)
+        turn = min((wrap_angle(heading - nut_yaw) for heading in SQUARE_HANDLE_HEADINGS), key=abs)
+        return down_at_yaw(yaw_of(v.eef_quat) + turn)
+
+    def _after_lift(self, v: View) -> np.ndarray:
+        offset = np.array([PEG_POS[0], PEG_POS[1], 0.0]) - np.array([v.obj_pos[0], v.obj_pos[1], 0.0])
+        quat = self._squared_quat(v)
+        xy_error = np.linalg.norm(offset)
+        if self.phase == "transport":
+            aligned = np.linalg.norm(rotation_error(quat, v.eef_quat)) < 0.05
+            if xy_error < PEG_XY_TOLERANCE and aligned:
+                self._go("lower")
+            return self._move(v, np.array([v.eef_pos[0], v.eef_pos[1], self.lift_z]) + offset, quat, CLOSE)
+        if self._phase_steps > self.max_lower_steps:
+            self._go("transport")
+        # Lower slowly (robosuite's arm drifts sideways on fast vertical moves) and only while centred; off
+        # centre, back up a little so the nut is not dragged across the peg top.
+        if xy_error > 2 * XY_TOLERANCE:
+            target_z = v.eef_pos[2] + 0.01
+        else:
+            target_z = v.eef_pos[2] + (self.seat_z - v.obj_pos[2])
+        target = np.array([v.eef_pos[0], v.eef_pos[1], target_z]) + offset
+        return self._move(v, target, quat, CLOSE, speed=LOWER_SPEED)
+
+
+_EXPERTS: dict[str, type[PickExpert]] = {"lift": LiftExpert, "can": CanExpert, "square": SquareExpert}
+
+
+def make_expert(task: str, noise: float, seed: int, layout: dict[str, slice] | None = None) -> Expert:
+    """The scripted expert for ``task``; ``layout`` defaults to the contract layout shared by both backends."""
+    if task not in _EXPERTS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    return _EXPERTS[task](noise, seed, layout if layout is not None else obs_layout(task))

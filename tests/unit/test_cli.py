@@ -1,0 +1,86 @@
+"""The `inril` command: discoverable help, config printing, and one-line errors (exit 2, no traceback)."""
+import json
+import re
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import toy_run
+from inril_core.cli import app
+
+torch.set_num_threads(1)
+COMMANDS = ("train", "pretrain", "eval", "demos", "bench", "config")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), prog_name="inril", env={"COLUMNS": "240"})
+
+
+def assert_one_line_error(result, *phrases: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an escaped exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    for phrase in phrases:
+        assert phrase in lines[0]
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0 and "Usage: inril" in result.output
+    listed = re.findall(r"^│ (\w+)\s{2,}\S", result.output, flags=re.M)
+    assert set(COMMANDS) <= set(listed)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_a_one_line_help(command):
+    row = re.search(rf"^│ {command}\s{{2,}}(\S.*?)\s*│$", invoke("--help").output, flags=re.M)
+    assert row and len(row.group(1)) > 10
+
+
+def test_config_prints_the_resolved_config_with_the_tasks_env_id():
+    result = invoke("config", "task=can")
+    assert result.exit_code == 0
+    assert "id: inril_sim:inril/Can-v0" in result.stdout
+
+
+def test_config_applies_overrides():
+    result = invoke("config", "task=lift@robosuite", "interleave.m=7")
+    assert "id: inril_sim:inril/Lift-robosuite-v0" in result.stdout and re.search(r"^  m: 7$", result.stdout, re.M)
+
+
+def test_train_with_unknown_task_is_a_one_line_error():
+    assert_one_line_error(invoke("train", "task=nope"), "unknown task 'nope'", "lift")
+
+
+def test_config_with_unknown_key_is_a_one_line_error():
+    assert_one_line_error(invoke("config", "interleave.mm=3"), "interleave.mm", "valid keys")
+
+
+def test_config_with_unparseable_value_is_a_one_line_error():
+    assert_one_line_error(invoke("config", "policy.denoiser.hidden_dims=[64,64"), "policy.denoiser.hidden_dims")
+
+
+def test_train_without_a_pretrained_policy_says_to_run_inril_pretrain(tmp_path):
+    toy_run.write_toy_demos(tmp_path / "demos", n_episodes=2)
+    result = invoke("train", *toy_run.toy_overrides(tmp_path), f"train.pretrained={tmp_path / 'none'}")
+    assert_one_line_error(result, "inril pretrain")
+
+
+def test_pretrain_with_an_empty_demo_store_is_a_one_line_error(tmp_path):
+    result = invoke("pretrain", *toy_run.toy_overrides(tmp_path), f"demos.path={tmp_path}")
+    assert_one_line_error(result, "inril demos make")
+
+
+def test_pretrain_then_eval_on_the_toy_task(tmp_path):
+    toy_run.write_toy_demos(tmp_path / "demos")
+    overrides = toy_run.toy_overrides(tmp_path)
+    assert invoke("pretrain", *overrides).exit_code == 0
+
+    result = invoke("eval", str(tmp_path / "pre"), *overrides)
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["env"] == toy_run.TOY_ENV_ID and report["n_episodes"] == 2 and 0 <= report["success_rate"] <= 1
