@@ -7,6 +7,7 @@ Every command takes config overrides as `key.sub=value` arguments (see config/de
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -156,7 +157,7 @@ def sim(overrides: Optional[list[str]] = OVERRIDES):
     """
     from inril_core.training import train as run_train
 
-    args = ["train.env_steps=20000", "run.dir=runs/sim", *(overrides or [])]
+    args = ["train.env_steps=40000", "train.eval_every=2", "run.dir=runs/sim", *(overrides or [])]
     cfg = _guarded(lambda: _config(args))
     _guarded(lambda: _ensure_pretrained(cfg, args))
     resume = (Path(cfg.run.dir) / "checkpoints").exists()
@@ -185,8 +186,9 @@ def bench_sim(tasks: str = typer.Option("lift,can,square", help="comma-separated
             results[f"{task}@robosuite"] = round(measure_env_steps_per_s(rcfg.env.id.split(":", 1)[1], steps // 20), 1)
         console.print(f"{task}: {results[task]} env steps/s")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"env_steps_per_s": results, "command": "inril bench sim " + " ".join(sys.argv[3:])},
-                              indent=2))
+    # the load average says whether other work shared the cores during the measurement
+    out.write_text(json.dumps({"env_steps_per_s": results, "load_average_1min": os.getloadavg()[0],
+                               "command": "inril bench sim " + " ".join(sys.argv[3:])}, indent=2))
 
 
 @bench_app.command("sample-efficiency", context_settings=EXTRA)

@@ -163,6 +163,7 @@ def validate(cfg: DictConfig) -> None:
     interleave_m(cfg)
     checks = [
         (cfg.separation in ("none", "pcgrad"), "separation must be none or pcgrad"),
+        (cfg.il.denoising_steps in ("all", "finetuned"), "il.denoising_steps must be all or finetuned"),
         (cfg.interleave.schedule in ("fixed", "adaptive"), "interleave.schedule must be fixed or adaptive"),
         (cfg.env.vector in ("sync", "async"), "env.vector must be sync or async"),
         (cfg.policy.denoiser.type in ("mlp", "unet"), "policy.denoiser.type must be mlp or unet"),
@@ -183,10 +184,12 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{message} (see config/defaults.yaml)")
 
 
-def resolve_device(name: str) -> str:
-    """`auto` -> cuda when present, else cpu; anything else is passed to torch as given."""
+def resolve_device(name: str, threads: int = 0) -> str:
+    """`auto` -> cuda when present, else cpu; anything else is passed to torch as given. Sets torch's CPU threads."""
     import torch
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -23,7 +23,7 @@ class ImitationUpdater:
     """IL steps on the fine-tuned denoiser with their own Adam (own lr), optionally gradient-projected."""
 
     def __init__(self, algo: DPPO, demos: DemoSplit, holdout: DemoSplit, lr: float, batch_size: int,
-                 separation: str, k_max: int) -> None:
+                 separation: str, k_max: int | None) -> None:
         self.algo, self.demos, self.holdout = algo, demos, holdout
         self.batch_size, self.separation, self.k_max = batch_size, separation, k_max
         self.optimizer = torch.optim.Adam(algo.actor_parameters(), lr=lr)

@@ -53,7 +53,7 @@ def _write_config(cfg: DictConfig, run_dir: Path) -> None:
 def pretrain(cfg: DictConfig) -> dict:
     """Behaviour cloning on the demo store until the held-out loss plateaus, then a success evaluation."""
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.threads)
     run_dir = Path(cfg.pretrain.run_dir)
     episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
     agent = DiffusionAgent.from_config(cfg)
@@ -146,7 +146,7 @@ class FineTuneRun:
     def __init__(self, cfg: DictConfig, resume: bool) -> None:
         self.cfg = cfg
         self.run_dir = Path(cfg.run.dir)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, cfg.threads)
         seed_everything(cfg.seed)
         agent = self._pretrained_agent().to(self.device)
         episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
@@ -158,7 +158,7 @@ class FineTuneRun:
         schedule = InterleaveSchedule(m, cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
                                       cfg.interleave.m_max)
         imitation = ImitationUpdater(self.algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
-                                     k_max=cfg.rl.ft_denoising_steps)
+                                     k_max=None if cfg.il.denoising_steps == "all" else cfg.rl.ft_denoising_steps)
         self.learner = Learner(self.algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
                                cfg.il.steps_per_injection)
         self.iteration, self.env_steps = 0, 0

@@ -21,57 +21,22 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-ROBOT_KEYS: tuple[tuple[str, int], ...] = (
-    ("robot0_eef_pos", 3),
-    ("robot0_eef_quat", 4),
-    ("robot0_gripper_qpos", 2),
-)
+from inril_sim.layout import ROBOT_KEYS, obs_layout
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What differs between the three tasks: the robosuite env, its object and robomimic's object keys."""
+    """What differs between the three tasks: the contract task name, the robosuite env and its object."""
 
+    task: str
     env_name: str
     object_name: str
-    object_keys: tuple[tuple[str, int], ...]
     horizon: int
 
 
-LIFT = TaskSpec(
-    env_name="Lift",
-    object_name="cube",
-    object_keys=(("cube_pos", 3), ("cube_quat", 4), ("gripper_to_cube_pos", 3)),
-    horizon=300,
-)
-CAN = TaskSpec(
-    env_name="PickPlaceCan",
-    object_name="Can",
-    object_keys=(("Can_pos", 3), ("Can_quat", 4), ("Can_to_robot0_eef_pos", 3), ("Can_to_robot0_eef_quat", 4)),
-    horizon=300,
-)
-SQUARE = TaskSpec(
-    env_name="NutAssemblySquare",
-    object_name="SquareNut",
-    object_keys=(
-        ("SquareNut_pos", 3),
-        ("SquareNut_quat", 4),
-        ("SquareNut_to_robot0_eef_pos", 3),
-        ("SquareNut_to_robot0_eef_quat", 4),
-    ),
-    horizon=400,
-)
-
-
-def obs_layout_for(spec: TaskSpec) -> dict[str, slice]:
-    """The contract layout: ``object`` (robomimic's concatenated object keys) then the robot keys."""
-    object_dim = sum(size for _, size in spec.object_keys)
-    layout = {"object": slice(0, object_dim)}
-    start = object_dim
-    for key, size in ROBOT_KEYS:
-        layout[key] = slice(start, start + size)
-        start += size
-    return layout
+LIFT = TaskSpec(task="lift", env_name="Lift", object_name="cube", horizon=300)
+CAN = TaskSpec(task="can", env_name="PickPlaceCan", object_name="Can", horizon=300)
+SQUARE = TaskSpec(task="square", env_name="NutAssemblySquare", object_name="SquareNut", horizon=400)
 
 
 def _make_robosuite_env(spec: TaskSpec, seed: int | None) -> Any:
@@ -107,10 +72,11 @@ def _object_body_id(env: Any, spec: TaskSpec) -> int:
 
 
 def object_features(env: Any, spec: TaskSpec, eef_pos: np.ndarray, eef_quat: np.ndarray) -> np.ndarray:
-    """robomimic's object vector for ``spec`` from the current sim state.
+    """robomimic's ``object`` vector for ``spec`` from the current sim state.
 
-    Lift: cube pos, cube quat (xyzw), ``eef_pos - cube_pos``. Can and Square: object pos, quat, and the object's
-    pose in the frame made of the eef site position and the hand body orientation (robosuite's ``eef_quat``).
+    Lift: ``cube_pos``, ``cube_quat`` (xyzw), ``gripper_to_cube_pos`` = eef - cube. Can and Square: ``{obj}_pos``,
+    ``{obj}_quat``, ``{obj}_to_robot0_eef_pos`` and ``_quat``, the object's pose in the frame made of the eef site
+    position and the hand body orientation (robosuite's ``robot0_eef_quat``), with ``obj`` Can or SquareNut.
     """
     from robosuite.utils import transform_utils as T
 
@@ -132,7 +98,7 @@ class RobosuiteTask(gym.Env):
 
     def __init__(self) -> None:
         self._env = _make_robosuite_env(self.spec_task, seed=None)
-        self.obs_layout = obs_layout_for(self.spec_task)
+        self.obs_layout = obs_layout(self.spec_task.task)
         obs_dim = max(s.stop for s in self.obs_layout.values())
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (7,), np.float32)
@@ -162,6 +128,7 @@ class RobosuiteTask(gym.Env):
         return self._flatten(self._env.reset()), {"success": False}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One 20 Hz control step; success is robosuite's own ``_check_success``, rewarded 1 and terminal."""
         obs, _, _, _ = self._env.step(np.asarray(action, dtype=np.float64))
         success = bool(self._env._check_success())
         return self._flatten(obs), float(success), success, False, {"success": success}
