@@ -91,3 +91,19 @@ def _steps_to(rows: list[dict], threshold: float) -> float | None:
         if r["success_rate"] >= threshold:
             return float(r["env_steps"])
     return None
+
+
+def markdown_table(summaries: list[dict]) -> str:
+    """The README's results table: one row per (task, method) from benchmark summary.json files."""
+    lines = ["| task | pre-trained | method | final success (mean, 95% CI) | per seed | env steps to threshold |",
+             "|---|---|---|---|---|---|"]
+    for s in summaries:
+        for method, m in s["methods"].items():
+            lo, hi = m["final_success_ci95"]
+            reach = m["steps_to_threshold_mean"]
+            lines.append(
+                f"| {s['task']} | {s['pretrained_success']:.2f} | {method} | {m['final_success_mean']:.2f} "
+                f"[{lo:.2f}, {hi:.2f}] | {', '.join(f'{v:.2f}' for v in m['final_success_per_seed'])} | "
+                f"{'never' if reach is None else f'{reach:,.0f}'} (threshold {s['threshold']:.2f}) |"
+            )
+    return "\n".join(lines)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from inril_core.fsutil import fsync_path
 
 FORMAT = "inril-checkpoint-1"
 WEIGHTS = "weights.safetensors"
@@ -40,14 +41,6 @@ def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file or a directory entry so a rename that follows survives power loss."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _step_dirs(root: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints, oldest first (temp directories do not match the name pattern)."""
@@ -60,7 +53,7 @@ def _step_dirs(root: Path) -> list[tuple[int, Path]]:
 def _write_latest(root: Path, name: str) -> None:
     tmp = root / f"{_TMP_PREFIX}{LATEST}"
     tmp.write_text(name + "\n")
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, root / LATEST)
 
 
@@ -91,7 +84,7 @@ def save_checkpoint(
         save_file(weights, tmp / WEIGHTS, metadata={"format": FORMAT, "step": str(step)})
         torch.save(state, tmp / STATE)
         for path in (tmp / WEIGHTS, tmp / STATE, tmp):
-            _fsync(path)
+            fsync_path(path)
         if final.exists():  # re-saving a step after resuming from an older checkpoint
             stale = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}old-", dir=root))
             os.replace(final, stale / final.name)
@@ -100,7 +93,7 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync(root)
+    fsync_path(root)
     _write_latest(root, final.name)
 
     for _, old in _step_dirs(root)[:-keep]:

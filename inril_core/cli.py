@@ -226,6 +226,17 @@ def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
     console.print(f"wrote {out_dir}/summary.json, all_evals.csv, learning_curves.png")
 
 
+@bench_app.command("table")
+def bench_table(results: Path = typer.Option(Path("docs/results"), help="folder of <task>-<algo>/summary.json")):
+    """Print the sample-efficiency results of every benchmark summary as a Markdown table (as in the README)."""
+    from inril_core.bench import markdown_table
+
+    paths = sorted(results.glob("*/summary.json"))
+    if not paths:
+        _fail(f"no summary.json under {results}: run 'inril bench sample-efficiency task=lift algo=dppo seeds=3'")
+    print(markdown_table([json.loads(p.read_text()) for p in paths]))
+
+
 def main() -> None:
     app()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from inril_core.fsutil import fsync_path
 
 FORMAT = "inril-episode-1"
 SOURCES = ("scripted", "teleop", "policy", "eval")
@@ -185,20 +186,12 @@ class EpisodeStore:
             f.attrs["length"] = len(episode)
             f.attrs["obs_dim"] = episode.obs_dim
             f.attrs["act_dim"] = episode.act_dim
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, final)
-        _fsync(self.path)
+        fsync_path(self.path)
         self._dims = (episode.obs_dim, episode.act_dim)
         return len(files)
 
-
-def _fsync(path: Path) -> None:
-    """Flush a file or directory entry to disk so a completed rename survives power loss."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> Episode:
