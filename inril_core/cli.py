@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from inril_core.config import ConfigError, load_config
+from inril_core.config import ConfigError, load_config, load_run_config
 
 app = typer.Typer(help="IN-RIL: interleaved RL + imitation fine-tuning of diffusion policies.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -62,8 +62,10 @@ def train(overrides: Optional[list[str]] = OVERRIDES,
     """Fine-tune the pre-trained policy with IN-RIL (method=in-ril), RL-only or BC-reg."""
     from inril_core.training import train as run_train
 
-    args = list(overrides or []) + ([f"run.dir={resume}"] if resume else [])
-    cfg = _guarded(lambda: _config(args))
+    if resume:  # the run's own config.yaml, with any overrides on top (e.g. a larger train.env_steps)
+        cfg = _guarded(lambda: load_run_config(resume, overrides or []))
+    else:
+        cfg = _guarded(lambda: _config(overrides))
     report = _guarded(lambda: run_train(cfg, resume=resume is not None))
     console.print(f"success: pre-trained {report['pretrained_success']:.2f} -> final {report['final_success']:.2f} "
                   f"after {report['env_steps']} env steps; {cfg.run.dir}/report.json, learning_curve.png")

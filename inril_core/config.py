@@ -96,9 +96,8 @@ def _merge_strict(base: DictConfig, update: DictConfig, source: str) -> DictConf
         ) from exc
 
 
-def load_config(overrides: Iterable[str] = ()) -> DictConfig:
-    """Build the run config from the YAML files and `key=value` overrides (values parsed as YAML)."""
-    overrides = list(overrides)
+def _parse_overrides(overrides: list[str]) -> DictConfig:
+    """`key.sub=value` strings -> a config; values are YAML, and a bad one is reported with its key."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' is not of the form key=value (e.g. interleave.m=5)")
@@ -113,7 +112,12 @@ def load_config(overrides: Iterable[str] = ()) -> DictConfig:
                 f"override '{item}': the value of {key} is not valid YAML ({reason}); close its brackets or "
                 "quotes (a list is written key=[64,64])"
             ) from exc
+    return cli
 
+
+def load_config(overrides: Iterable[str] = ()) -> DictConfig:
+    """Build the run config from the YAML files and `key=value` overrides (values parsed as YAML)."""
+    cli = _parse_overrides(list(overrides))
     root = config_dir()
     cfg = _load_yaml(root / "defaults.yaml")
     selected = {key: str(cli.get(key, cfg[key])) for key in SELECTOR_KEYS}
@@ -125,6 +129,18 @@ def load_config(overrides: Iterable[str] = ()) -> DictConfig:
     cfg = _merge_strict(cfg, _method_preset(root, selected["method"]), f"method preset '{selected['method']}'")
     cfg = _merge_strict(cfg, cli, "the command line")
     _fill_defaults(cfg)
+    validate(cfg)
+    return cfg
+
+
+def load_run_config(run_dir: str | Path, overrides: Iterable[str] = ()) -> DictConfig:
+    """The config a run was started with (its config.yaml), with `overrides` on top (e.g. a larger budget)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: --resume takes the directory of a run started with 'inril train'")
+    cfg = _load_yaml(path)
+    OmegaConf.set_struct(cfg, True)
+    cfg = _merge_strict(cfg, _parse_overrides(list(overrides)), "the command line")
     validate(cfg)
     return cfg
 

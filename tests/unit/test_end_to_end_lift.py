@@ -67,3 +67,13 @@ def test_train_writes_evals_curve_and_report(lift_run):
     report = json.loads((run / "report.json").read_text())
     assert report["env_steps"] >= 300 and len(report["evals"]) >= 2
     assert (run / "learning_curve.png").stat().st_size > 0 and any((run / "tb").iterdir())
+
+
+def test_resume_continues_the_run_with_its_own_config_and_a_larger_budget(lift_run):
+    root, _ = lift_run
+    run = root / "run"
+    before = json.loads((run / "report.json").read_text())
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "train.env_steps=500"])
+    after = json.loads((run / "report.json").read_text())
+    assert result.exit_code == 0, result.output
+    assert after["env_steps"] >= 500 > before["env_steps"] and after["evals"][: len(before["evals"])] == before["evals"]
