@@ -66,9 +66,14 @@ def summarise(runs_root: Path, out_dir: Path, methods, seeds, task: str, algo: s
     for m in methods:
         mean, ci = mean_ci95(final[m])
         reach = [_steps_to(evals[(m, s)], threshold) for s in seeds]
+        # mean success over every evaluation after fine-tuning began: sample efficiency without a threshold
+        during = [float(np.mean([r["success_rate"] for r in evals[(m, s)] if r["env_steps"] > 0])) for s in seeds]
+        during_mean, during_ci = mean_ci95(during)
         summary["methods"][m] = {
-            "final_success_mean": round(mean, 4), "final_success_ci95": [round(ci[0], 4), round(ci[1], 4)],
+            "final_success_mean": round(mean, 4), "final_success_ci95": _unit_interval(ci),
             "final_success_per_seed": final[m],
+            "mean_success_during_training": round(during_mean, 4),
+            "mean_success_during_training_ci95": _unit_interval(during_ci),
             "steps_to_threshold_mean": None if any(r is None for r in reach) else float(np.mean(reach)),
             "steps_to_threshold_per_seed": reach,
         }
@@ -76,6 +81,11 @@ def summarise(runs_root: Path, out_dir: Path, methods, seeds, task: str, algo: s
     plot_bands(curves, f"{task} / {algo}: success vs env steps ({len(seeds)} seeds, mean and 95% CI)",
                out_dir / "learning_curves.png")
     return summary
+
+
+def _unit_interval(ci: tuple[float, float]) -> list[float]:
+    """A success-rate interval clipped to [0, 1] (the t-interval over few seeds can overshoot)."""
+    return [round(max(0.0, ci[0]), 4), round(min(1.0, ci[1]), 4)]
 
 
 def _band(runs: list[list[dict]]) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -95,8 +105,8 @@ def _steps_to(rows: list[dict], threshold: float) -> float | None:
 
 def markdown_table(summaries: list[dict]) -> str:
     """The README's results table: one row per (task, method) from benchmark summary.json files."""
-    lines = ["| task | pre-trained | method | final success (mean, 95% CI) | per seed | env steps to threshold |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| task | pre-trained | method | final success (mean, 95% CI) | per seed | mean success while training "
+             "| env steps to threshold |", "|---|---|---|---|---|---|---|"]
     for s in summaries:
         for method, m in s["methods"].items():
             lo, hi = m["final_success_ci95"]
@@ -104,6 +114,7 @@ def markdown_table(summaries: list[dict]) -> str:
             lines.append(
                 f"| {s['task']} | {s['pretrained_success']:.2f} | {method} | {m['final_success_mean']:.2f} "
                 f"[{lo:.2f}, {hi:.2f}] | {', '.join(f'{v:.2f}' for v in m['final_success_per_seed'])} | "
+                f"{m['mean_success_during_training']:.2f} | "
                 f"{'never' if reach is None else f'{reach:,.0f}'} (threshold {s['threshold']:.2f}) |"
             )
     return "\n".join(lines)

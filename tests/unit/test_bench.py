@@ -82,3 +82,11 @@ def test_markdown_table_has_a_row_per_method(bench_root):
     summary = bench.summarise(root / "runs", root / "out", METHODS, [0, 1], "toy", "dppo", "cmd", 2)
     table = bench.markdown_table([summary])
     assert [line.split("|")[3].strip() for line in table.splitlines()[2:]] == list(METHODS)
+
+
+def test_success_intervals_stay_within_zero_and_one(bench_root):
+    root = bench_root[0]
+    summary = bench.summarise(root / "runs", root / "out", METHODS, [0, 1], "toy", "dppo", "cmd", 2)
+    for m in summary["methods"].values():
+        for lo, hi in (m["final_success_ci95"], m["mean_success_during_training_ci95"]):
+            assert 0.0 <= lo <= hi <= 1.0
