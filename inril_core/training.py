@@ -269,6 +269,15 @@ class FineTuneRun:
     # ------------------------------------------------------------------------------------------------ loop
 
     def run(self) -> dict:
+        """Train to the env-step budget; the log and the envs are closed however the run ends."""
+        try:
+            self._train_to_budget()
+            return self._report()
+        finally:
+            self.log.close()
+            self.envs.close()
+
+    def _train_to_budget(self) -> None:
         c = self.cfg
         budget = int(c.train.env_steps)
         if self.iteration == 0 and self.last_eval is None:
@@ -287,10 +296,6 @@ class FineTuneRun:
                 if self.iteration % c.run.checkpoint_every == 0 or done:
                     self.save()
                 bar.update(task, completed=min(self.env_steps, budget), status=self._status())
-        report = self._report()
-        self.log.close()
-        self.envs.close()
-        return report
 
     def _status(self) -> str:
         ev = self.last_eval or {}

@@ -98,9 +98,7 @@ def failed_run(pretrained_root):
                              "run.checkpoint_every=1", "run.keep_checkpoints=10")
     run = FineTuneRun(cfg, resume=False)
     with pytest.raises(NonFiniteError) as info:
-        run.run()
-    run.log.close()
-    run.envs.close()
+        run.run()  # closes its log and envs on the way out
     return run, info.value
 
 
