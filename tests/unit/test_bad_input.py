@@ -41,10 +41,7 @@ if "PoisonedReach-v0" not in gym.registry:
 
 @pytest.fixture(scope="module")
 def pretrained_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad")
-    toy_run.write_toy_demos(root / "demos")
-    pretrain(toy_run.toy_config(root))
-    return root
+    return toy_run.pretrained_toy_root(tmp_path_factory, "bad")
 
 
 def test_empty_demo_store_says_how_to_make_demos(tmp_path):

@@ -10,16 +10,14 @@ import pytest
 import toy_run
 
 from inril_core import bench
-from inril_core.training import pretrain, train
+from inril_core.training import train
 
 METHODS = ("in-ril", "rl-only", "bc-reg")
 
 
 @pytest.fixture(scope="module")
 def bench_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench")
-    toy_run.write_toy_demos(root / "demos")
-    pretrain(toy_run.toy_config(root))
+    root = toy_run.pretrained_toy_root(tmp_path_factory, "bench")
     calls: list[tuple[str, int, bool]] = []
 
     def make_cfg(method, seed, run_dir):

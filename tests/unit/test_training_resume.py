@@ -6,7 +6,7 @@ import torch
 
 import toy_run
 from inril_core.checkpoint import load_latest
-from inril_core.training import FineTuneRun, pretrain
+from inril_core.training import FineTuneRun
 
 torch.set_num_threads(1)
 FULL_BUDGET = "train.env_steps=200"  # 7 iterations of at most 32 env steps on the toy task
@@ -16,10 +16,7 @@ SHORT_BUDGET = "train.env_steps=70"  # stops after 3 of them
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """Toy demos and a (briefly) pre-trained policy shared by the runs of this module."""
-    root = tmp_path_factory.mktemp("resume")
-    toy_run.write_toy_demos(root / "demos")
-    pretrain(toy_run.toy_config(root))
-    return root
+    return toy_run.pretrained_toy_root(tmp_path_factory, "resume")
 
 
 def config(root, run_dir, *extra):

@@ -109,3 +109,13 @@ def synthetic_rollout(algo: DPPO, steps: int = 4, n_envs: int = 3, seed: int = 0
     dones = (torch.rand(steps, n_envs, generator=g) < 0.2).float()
     last_obs = torch.rand(n_envs, obs_dim, generator=g) * 2 - 1
     return Rollout(obs, chains, rewards, dones, last_obs)
+
+
+def pretrained_toy_root(tmp_path_factory, name: str) -> Path:
+    """A fresh folder with toy demos and a (briefly) pre-trained policy, for a test module's runs to share."""
+    from inril_core.training import pretrain
+
+    root = tmp_path_factory.mktemp(name)
+    write_toy_demos(root / "demos")
+    pretrain(toy_config(root))
+    return root
