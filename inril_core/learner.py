@@ -106,7 +106,8 @@ class Learner:
                     record = self.imitation.inject(self.il_steps)
                     if record["rho"] == record["rho"]:  # not NaN
                         self.schedule.observe_cosine(record["rho"])
-                    record.update(rl_step=self.schedule.rl_steps, m=self.schedule.current_m)
+                    record.update(rl_step=self.schedule.rl_steps, m=self.schedule.current_m,
+                                  heldout_il_loss=self.imitation.heldout_loss())
                     injections.append(record)
             if train_actor and kls and sum(kls) / len(kls) > target_kl:
                 break  # the policy moved far enough this iteration; more epochs would overshoot

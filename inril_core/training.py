@@ -256,15 +256,11 @@ class FineTuneRun:
         metrics, injections = self.learner.update(rollout, c.rl.update_epochs, train_actor, c.rl.target_kl)
         # Rows are labelled like evaluations and checkpoints: by the iterations completed with this one, so that a
         # resume from checkpoint k keeps exactly the rows with iteration <= k (RunLog) and no row is duplicated.
-        base = {"iteration": self.iteration + 1, "env_steps": self.env_steps}
-        self.log.write("metrics", {**base, **metrics, "rollout_success": self.recent.get("success", float("nan"))},
-                       self.env_steps)
-        if injections:
-            held = self.learner.imitation.heldout_loss()
-            for record in injections:
-                self.log.write("injections", {**base, **record, "heldout_il_loss": held,
-                                              "rollout_success": self.recent.get("success", float("nan"))},
-                               self.env_steps)
+        base = {"iteration": self.iteration + 1, "env_steps": self.env_steps,
+                "rollout_success": self.recent.get("success", float("nan"))}
+        self.log.write("metrics", {**base, **metrics}, self.env_steps)
+        for record in injections:
+            self.log.write("injections", {**base, **record}, self.env_steps)
 
     # ------------------------------------------------------------------------------------------------ loop
 
