@@ -37,6 +37,16 @@ class DemoSplit:
         return self.obs[idx], self.chunks[idx]
 
 
+@torch.no_grad()
+def fixed_noise_loss(policy, split: DemoSplit, k_max: int | None = None, max_samples: int = 2048) -> float:
+    """Denoising loss on (the first `max_samples` of) `split` at fixed noise draws, so that successive values are
+    comparable; the training RNG streams (CPU and the split's CUDA device) are left exactly as they were."""
+    n = min(len(split), max_samples)
+    with torch.random.fork_rng(devices=[split.obs.device] if split.obs.is_cuda else []):
+        torch.manual_seed(12345)
+        return policy.denoising_loss(split.obs[:n], split.chunks[:n], k_max=k_max).item()
+
+
 def load_demo_episodes(path: str, obs_dim: int, act_dim: int):
     """The store's episodes, checked against the task's dimensions (bad files fail here, named)."""
     store = EpisodeStore(path, create=False)

@@ -10,10 +10,12 @@ projection fired, and the IL loss on held-out demos.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from inril_core.agent import NonFiniteError
-from inril_core.buffers import DemoSplit
+from inril_core.buffers import DemoSplit, fixed_noise_loss
 from inril_core.interleave import InterleaveSchedule
 from inril_core.rl.dppo import DPPO, Rollout
 from inril_core.separation import assign_flat_grad, flat_grad, pcgrad_project
@@ -31,16 +33,10 @@ class ImitationUpdater:
     def il_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
         return self.algo.policy.denoising_loss(obs, chunks, k_max=self.k_max)
 
-    @torch.no_grad()
     def heldout_loss(self) -> float:
-        """IL loss on held-out demos at fixed noise draws, so successive values are comparable."""
+        """IL loss on held-out demos (the training demos when none are held out) at fixed noise draws."""
         split = self.holdout if len(self.holdout) else self.demos
-        n = min(len(split), 2048)
-        state = torch.random.get_rng_state()
-        torch.manual_seed(12345)
-        loss = self.il_loss(split.obs[:n], split.chunks[:n]).item()
-        torch.random.set_rng_state(state)
-        return loss
+        return fixed_noise_loss(self.algo.policy, split, self.k_max)
 
     def inject(self, steps: int) -> dict:
         params = self.algo.actor_parameters()
@@ -104,7 +100,7 @@ class Learner:
                 kls.append(metrics["approx_kl"])
                 if train_actor and self.schedule.on_rl_step():
                     record = self.imitation.inject(self.il_steps)
-                    if record["rho"] == record["rho"]:  # not NaN
+                    if not math.isnan(record["rho"]):  # NaN before the first RL gradient exists
                         self.schedule.observe_cosine(record["rho"])
                     record.update(rl_step=self.schedule.rl_steps, m=self.schedule.current_m,
                                   heldout_il_loss=self.imitation.heldout_loss())

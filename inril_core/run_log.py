@@ -20,11 +20,12 @@ class RunLog:
             for path in self.dir.glob("*.csv"):
                 _truncate_after(path, resume_iteration)
         self.tb = SummaryWriter(str(self.dir / "tb"))
+        self._fields: dict[str, list[str]] = {}  # column names of each CSV, read from disk once
 
     def write(self, name: str, row: dict, env_steps: int) -> None:
         """Append `row` to `<name>.csv` and each numeric value to TensorBoard as `<name>/<key>`."""
         path = self.dir / f"{name}.csv"
-        fields = _header(path)
+        fields = self._fields[name] if name in self._fields else _header(path)
         added = [key for key in row if key not in fields]
         if fields and added:  # a key this file has not seen yet (e.g. actor_grad_norm after critic warm-up)
             _rewrite(path, fields + added, read_csv(path))
@@ -33,6 +34,7 @@ class RunLog:
             if not fields:
                 writer.writeheader()
             writer.writerow(row)
+        self._fields[name] = fields + added
         for key, value in row.items():
             if isinstance(value, (int, float)) and key not in ("iteration", "env_steps"):
                 self.tb.add_scalar(f"{name}/{key}", value, env_steps)

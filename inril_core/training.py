@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from inril_core.agent import DiffusionAgent, NonFiniteError
-from inril_core.buffers import build_demo_splits, load_demo_episodes
+from inril_core.buffers import build_demo_splits, fixed_noise_loss, load_demo_episodes
 from inril_core.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from inril_core.config import interleave_m, resolve_device
 from inril_core.envs import make_vector_env, step_outcome
@@ -73,7 +73,7 @@ def pretrain(cfg: DictConfig) -> dict:
         for epoch in range(p.max_epochs):
             train_loss = _bc_epoch(agent, train, optimizer, p.batch_size)
             scheduler.step()
-            held = _fixed_noise_loss(agent, holdout if len(holdout) else train)
+            held = fixed_noise_loss(agent.policy, holdout if len(holdout) else train, max_samples=4096)
             history.append({"epoch": epoch, "train_loss": train_loss, "heldout_loss": held})
             if held < best:
                 best, best_epoch = held, epoch
@@ -109,16 +109,6 @@ def _bc_epoch(agent: DiffusionAgent, data, optimizer, batch_size: int) -> float:
         optimizer.step()
         losses.append(loss.item())
     return float(np.mean(losses))
-
-
-@torch.no_grad()
-def _fixed_noise_loss(agent: DiffusionAgent, data) -> float:
-    state = torch.random.get_rng_state()
-    torch.manual_seed(12345)
-    n = min(len(data), 4096)
-    loss = agent.policy.denoising_loss(data.obs[:n], data.chunks[:n]).item()
-    torch.random.set_rng_state(state)
-    return loss
 
 
 def _plot_pretrain(history: list[dict], path: Path) -> None:

@@ -152,8 +152,9 @@ class DPPO:
             self.log_prob(obs[i:i + 4096], x_prev[i:i + 4096], x_next[i:i + 4096], k[i:i + 4096])
             for i in range(0, obs.shape[0], 4096)
         ])
-        expand = lambda x: x.reshape(S * E, 1).expand(-1, K).reshape(-1)  # noqa: E731
-        return DPPOBatch(obs, x_prev, x_next, k, j, old_logp, expand(adv), expand(ret))
+        # one advantage and return per chunk step, shared by its K' denoising steps
+        adv, ret = (x.reshape(S * E, 1).expand(-1, K).reshape(-1) for x in (adv, ret))
+        return DPPOBatch(obs, x_prev, x_next, k, j, old_logp, adv, ret)
 
     def minibatches(self, batch: DPPOBatch, generator: torch.Generator | None = None) -> Iterator[DPPOBatch]:
         order = torch.randperm(len(batch), generator=generator).to(batch.obs.device)
