@@ -15,15 +15,16 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: PYTHON=$(PYTHON)  SIM_ARGS='$(SIM_ARGS)'"
 
-setup: $(STAMP)  ## create .venv with PYTHON (python3.11) and install requirements.txt + inril (editable)
+setup: $(STAMP)  ## create .venv with PYTHON (python3.11) and install requirements.txt + inril + inril_ros (editable)
 
-$(STAMP): requirements.txt setup.py setup.cfg
+$(STAMP): requirements.txt setup.py setup.cfg ros2_ws/src/inril_ros/setup.py
 	@# MuJoCo renders off-screen through OSMesa when there is no GPU (render tests, camera images)
 	@ldconfig -p | grep -q libOSMesa || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq libosmesa6 libgl1) || echo "warning: install libosmesa6 for off-screen rendering"; }
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 setup'"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install -e . --no-deps
+	$(BIN)/python -m pip install -e ros2_ws/src/inril_ros --no-deps
 	touch $@
 
 test: setup  ## fast tests (everything not marked slow); pytest's "no tests ran" (exit 5) fails too

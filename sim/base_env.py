@@ -2,7 +2,8 @@
 
 The action follows robosuite's OSC_POSE in delta mode (docs/contracts.md): every control step the goal pose is
 re-anchored on the *measured* end-effector pose, goal = eef + 0.05 * a[:3] and R_goal = R(0.5 * a[3:6]) R_eef
-(rotation vector in the world frame, its angle squashed as robosuite's arm saturates), and the hand then tracks
+(rotation vector in the world frame, its angle squashed as robosuite's arm saturates), plus the translation a
+rotation drags along on robosuite's arm (``ROTATION_TO_TRANSLATION_HAND``), and the hand then tracks
 it for one control period through the soft weld (``scene``). Re-anchoring on the measured pose rather than accumulating a target is what robosuite does; it gives
 the same speed per unit action (about 1.2 cm per step at a = 1 from rest to steady state) and means a blocked
 hand never winds up a far-away target. The goal position is clipped to a per-task workspace box.
@@ -23,8 +24,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from inril_sim.layout import obs_layout
-from inril_sim.rotations import axis_angle_to_quat, quat_conj, quat_mul, quat_to_mat, wxyz_to_xyzw, xyzw_to_wxyz
+from inril_sim.layout import flat_observation, obs_layout
+from inril_sim.rotations import axis_angle_to_quat, quat_mul, quat_to_mat, xyzw_to_wxyz
 from inril_sim.scene import CONTROL_DT, TIMESTEP
 
 POS_SCALE = 0.05  # metres per unit action, robosuite OSC_POSE output_max
@@ -33,6 +34,18 @@ ROT_SCALE = 0.5  # radians per unit action
 # 0.047 at 0.5, 0.060 at 0.7, 0.064 at 1.0, where a linear response would double from 0.5 to 1.0). Squashing the
 # goal angle with ROT_SATURATION * tanh(angle / ROT_SATURATION) gives this hand the same yaw speeds within ~15%.
 ROT_SATURATION = 0.28
+# robosuite's arm also translates the grip point when asked only to rotate (its OSC re-anchors on the arm's achieved
+# pose, and the wrist pivots above the fingers): 6-9 mm per step under rotation noise 0.3. A floating hand turns in
+# place, which made noisy experts far more successful here than on robosuite (square 0.80 vs 0.15). The coupling is
+# linear in the commanded rotation, expressed in the hand frame (x forward, z along the fingers, hand pointing down
+# at home): rows are the grip point's translation, columns the rotation axis, in metres per radian of goal
+# rotation. Fitted to robosuite's Panda in its home pose (parity.action_noise_response): a roll moves the grip point
+# sideways 0.35 m/rad, a pitch forwards 0.24 m/rad and down 0.18 m/rad, a yaw sideways 0.14 m/rad.
+ROTATION_TO_TRANSLATION_HAND = np.array([
+    [0.0, 0.24, 0.0],
+    [-0.35, 0.0, 0.14],
+    [0.0, -0.18, 0.0],
+])
 GRIPPER_SPEED = 0.2  # PandaGripper.speed: change of the gripper state per step
 GRIPPER_HALF_RANGE = 0.02  # finger targets span [0, 0.04] and [-0.04, 0]
 GRIPPER_INIT_QPOS = 0.020833  # PandaGripper.init_qpos
@@ -95,13 +108,6 @@ class GripperTaskEnv(gym.Env):
     def _is_success(self) -> bool:
         raise NotImplementedError
 
-    def _object_features(self, obj_pos: np.ndarray, obj_quat: np.ndarray, eef_pos: np.ndarray,
-                         eef_quat: np.ndarray) -> np.ndarray:
-        """robomimic's Can / Square object block: pos, quat, then the object pose in the eef frame."""
-        rel_pos = quat_to_mat(eef_quat).T @ (obj_pos - eef_pos)
-        rel_quat = quat_mul(quat_conj(eef_quat), obj_quat)
-        return np.concatenate([obj_pos, wxyz_to_xyzw(obj_quat), rel_pos, wxyz_to_xyzw(rel_quat)])
-
     # -- state accessors ----------------------------------------------------------------------------------------
 
     def _joint_qpos_adr(self, name: str) -> int:
@@ -136,10 +142,8 @@ class GripperTaskEnv(gym.Env):
     # -- gymnasium API ------------------------------------------------------------------------------------------
 
     def _get_obs(self) -> np.ndarray:
-        eef_pos, eef_quat = self.eef_pos, self.eef_quat
-        objects = self._object_features(self.object_pos, self.object_quat, eef_pos, eef_quat)
-        gripper = self.data.qpos[self._finger_qpos]
-        return np.concatenate([objects, eef_pos, wxyz_to_xyzw(eef_quat), gripper]).astype(np.float32)
+        return flat_observation(self.task, self.object_pos, self.object_quat, self.eef_pos, self.eef_quat,
+                                self.data.qpos[self._finger_qpos])
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -169,8 +173,11 @@ class GripperTaskEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         low, high = self.workspace
-        self.data.mocap_pos[0] = np.clip(self.eef_pos + POS_SCALE * a[:3], low, high)
-        self.data.mocap_quat[0] = quat_mul(axis_angle_to_quat(_saturate_rotation(ROT_SCALE * a[3:6])), self.eef_quat)
+        rotvec = _saturate_rotation(ROT_SCALE * a[3:6])
+        hand = quat_to_mat(self.eef_quat)
+        coupled = hand @ ROTATION_TO_TRANSLATION_HAND @ hand.T @ rotvec
+        self.data.mocap_pos[0] = np.clip(self.eef_pos + POS_SCALE * a[:3] + coupled, low, high)
+        self.data.mocap_quat[0] = quat_mul(axis_angle_to_quat(rotvec), self.eef_quat)
         self._apply_gripper(a[6])
         mujoco.mj_step(self.model, self.data, nstep=self._n_substeps)
         success = self._is_success()

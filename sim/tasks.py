@@ -12,7 +12,6 @@ import mujoco
 import numpy as np
 
 from inril_sim.base_env import GripperTaskEnv
-from inril_sim.rotations import wxyz_to_xyzw
 from inril_sim.scene import build_model, table_xml
 
 # -- Lift: cube on a 0.8 x 0.8 table whose top is at z = 0.8 ------------------------------------------------------
@@ -122,11 +121,6 @@ class LiftEnv(GripperTaskEnv):
         self._resize_cube(half)
         xy = rng.uniform(-LIFT_CUBE_XY_RANGE, LIFT_CUBE_XY_RANGE, size=2)
         self._set_object_pose(np.array([xy[0], xy[1], LIFT_TABLE_TOP + half[2]]), rng.uniform(0, 2 * np.pi))
-
-    def _object_features(self, obj_pos: np.ndarray, obj_quat: np.ndarray, eef_pos: np.ndarray,
-                         eef_quat: np.ndarray) -> np.ndarray:
-        """robomimic Lift: cube pos, cube quat, gripper_to_cube_pos = eef - cube (robosuite <= 1.4 sign)."""
-        return np.concatenate([obj_pos, wxyz_to_xyzw(obj_quat), eef_pos - obj_pos])
 
     def _is_success(self) -> bool:
         return bool(self.object_pos[2] > LIFT_TABLE_TOP + LIFT_HEIGHT)

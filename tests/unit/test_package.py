@@ -47,3 +47,9 @@ def test_colcon_build_installs_the_package(tmp_path):
     assert (prefix / "share" / "inril" / "package.xml").is_file()
     assert (site_packages / "inril_core" / "__init__.py").is_file()
     assert os.access(prefix / "lib" / "inril" / "inril", os.X_OK), "console script must be in lib/inril for ros2 run"
+
+    ros_prefix = tmp_path / "install" / "inril_ros"
+    assert (ros_prefix / "share" / "ament_index" / "resource_index" / "packages" / "inril_ros").is_file()
+    for node in ("sim_bridge", "policy_server", "action_executor", "episode_manager", "learner", "safety_monitor",
+                 "recorder"):
+        assert os.access(ros_prefix / "lib" / "inril_ros" / node, os.X_OK), f"{node} must be in lib/inril_ros"

@@ -1,0 +1,71 @@
+"""The graph's contract in one place: topic and service names, message types, QoS profiles (docs/graph.md).
+
+Every node imports its names and QoS from here, so a publisher and its subscribers cannot drift apart. Names are
+absolute: drivers on the real robot keep their upstream names (``/joint_states``) and are remapped onto these in
+``config/graph.yaml``; our own nodes live under ``/inril``.
+
+Message choice: standard types only (custom .msg files cannot be built without a ROS distro). Low-rate metadata
+(episodes, checkpoint announcements, per-step outcomes) travels as ``std_msgs/String`` holding one JSON object;
+transitions travel as ``std_msgs/UInt8MultiArray`` in the versioned byte layout of ``inril_core.transitions``.
+"""
+from __future__ import annotations
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+NAMESPACE = "/inril"
+
+# -- robot / sim side: what the drivers (or sim_bridge) publish ---------------------------------------------------
+JOINT_STATES = "/joint_states"              # sensor_msgs/JointState: arm joints where the backend has them
+EEF_POSE = "/inril/robot/eef_pose"          # geometry_msgs/PoseStamped, base frame (real: franka current_pose)
+GRIPPER_STATE = "/inril/robot/gripper"      # sensor_msgs/JointState: the two finger positions (m)
+OBJECT_POSES = "/inril/objects/poses"       # geometry_msgs/PoseArray: task objects in the task's order
+CLOCK = "/clock"                            # rosgraph_msgs/Clock (sim only)
+STEP_INFO = "/inril/sim/step_info"          # std_msgs/String JSON {stamp, step, reward, success} per env step
+SIM_RESET = "/inril/sim_bridge/reset"       # std_srvs/Trigger: new episode; response.message = JSON {seed, episode}
+
+
+def camera_image(name: str) -> str:
+    """sensor_msgs/Image (rgb8) of camera ``name``, realsense2_camera's naming."""
+    return f"/camera/{name}/color/image_raw"
+
+
+def camera_info(name: str) -> str:
+    """sensor_msgs/CameraInfo of camera ``name``."""
+    return f"/camera/{name}/color/camera_info"
+
+
+# -- our nodes ------------------------------------------------------------------------------------------------------
+ACTION_CHUNK = "/inril/policy/action_chunk"  # trajectory_msgs/JointTrajectory: h points, stamped with the obs time
+POLICY_VERSION = "/inril/policy/version"     # std_msgs/String JSON {version, sha256} (latched)
+TRANSITIONS = "/inril/transitions"           # std_msgs/UInt8MultiArray, inril_core.transitions layout
+COMMAND = "/inril/executor/command"          # trajectory_msgs/JointTrajectory, 1 point: the executed action
+EPISODE = "/inril/episode"                   # std_msgs/String JSON episode record (latched)
+CHECKPOINT = "/inril/learner/checkpoint"     # std_msgs/String JSON {version, path, sha256, ...} (latched)
+LEARNER_METRICS = "/inril/learner/metrics"   # std_msgs/String JSON per learner update
+ESTOP = "/inril/estop"                       # std_msgs/Bool (latched); true = stop commanding the arm
+ESTOP_RESET = "/inril/safety_monitor/reset"  # std_srvs/Trigger: the only way to clear the e-stop
+HEARTBEAT = "/inril/heartbeat"               # std_msgs/Header: frame_id = node name, stamp = node clock
+DIAGNOSTICS = "/diagnostics"                 # diagnostic_msgs/DiagnosticArray
+
+# The action vector's components, as JointTrajectory.joint_names of chunks and commands: robosuite OSC_POSE delta
+# (position, axis-angle rotation, both scaled to [-1, 1]) + gripper (+1 close), docs/contracts.md.
+ACTION_NAMES: tuple[str, ...] = ("dx", "dy", "dz", "drx", "dry", "drz", "gripper")
+
+# -- QoS ------------------------------------------------------------------------------------------------------------
+# Latched state: a late joiner (a restarted node) gets the latest value at once.
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     history=HistoryPolicy.KEEP_LAST)
+# Latest-sample state and commands: only the newest matters, but lock-step must never lose one.
+LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                    history=HistoryPolicy.KEEP_LAST)
+# Streams where every message counts (transitions, step outcomes): a queue deep enough to ride out a busy learner.
+STREAM = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                    history=HistoryPolicy.KEEP_LAST)
+# Camera images: best effort, as realsense2_camera subscribers use; a dropped frame is replaced by the next one.
+SENSOR = qos_profile_sensor_data
