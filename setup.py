@@ -25,6 +25,8 @@ setup(
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
         ("share/" + PACKAGE + "/config/tasks", glob("config/tasks/*.yaml")),
         ("share/" + PACKAGE + "/config/algos", glob("config/algos/*.yaml")),
+        ("share/" + PACKAGE + "/config/nodes", glob("config/nodes/*.yaml")),
+        ("share/" + PACKAGE + "/config/dds", glob("config/dds/*.xml")),
         ("share/" + PACKAGE + "/launch", glob("launch/*.py")),
     ],
     install_requires=["setuptools"],

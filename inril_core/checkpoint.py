@@ -13,6 +13,7 @@ a ``.tmp-*`` directory, which readers ignore and the next save removes.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -40,6 +41,32 @@ Checkpoint = tuple[int, dict[str, torch.Tensor], dict[str, Any]]
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "checkpoints"
 
+
+def _step_name(step: int) -> str:
+    return f"step_{step:09d}"
+
+
+def weights_file(run_dir: str | os.PathLike, step: int | None = None) -> Path | None:
+    """The weights file of checkpoint ``step`` of a run (whether or not it exists), or with ``step`` None that of
+    the newest complete checkpoint (None when the run has none yet, e.g. a crash mid-save left only a temp dir).
+
+    The file another process loads on its own (a policy server), so the layout is spelt out in one place.
+    """
+    root = checkpoint_dir(run_dir)
+    if step is None:
+        found = _step_dirs(root)
+        return found[-1][1] / WEIGHTS if found else None
+    return root / _step_name(step) / WEIGHTS
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (weights files run to hundreds of MB): what a checkpoint
+    announcement carries, so the loader can tell the file it reads is the one announced."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _step_dirs(root: Path) -> list[tuple[int, Path]]:
@@ -76,7 +103,7 @@ def save_checkpoint(
         else:
             leftover.unlink()
 
-    final = root / f"step_{step:09d}"
+    final = root / _step_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-", dir=root))
     try:
         # A clone per tensor: safetensors refuses tensors that share storage (tied weights, views).

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -151,24 +152,69 @@ def _ensure_pretrained(cfg, overrides: list[str]) -> None:
         console.print(f"pre-trained: success {report['eval']['success_rate']:.2f}")
 
 
+SIM_MODES = ("lockstep", "realtime")
+CHECK_BUDGET_S = 120.0  # --check fails when the one short episode has not ended by then
+# --check: one short episode, as node parameters (sim_bridge's time limit, the episode manager's episode count)
+CHECK_NODE_PARAMS = {"sim_bridge": {"max_episode_steps": "30"}, "episode_manager": {"max_episodes": "1"}}
+
+
 @app.command(context_settings=EXTRA)
-def sim(overrides: Optional[list[str]] = OVERRIDES):
-    """The main job: demos -> BC pre-training -> a short IN-RIL fine-tuning run on the default task, with a report.
+def sim(overrides: Optional[list[str]] = OVERRIDES,
+        minutes: float = typer.Option(20.0, "--minutes", help="wall-clock budget of the run"),
+        check: bool = typer.Option(False, "--check", help="the whole graph, one 30-step episode: exit 0 or the reason"),
+        mode: str = typer.Option("lockstep", "--mode", help="lockstep (deterministic) | realtime (wall-clock rate)"),
+        run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="default runs/sim/<timestamp>")):
+    """The main job: the ROS 2 node graph (simulated robot, policy server, executor, learner, safety) fine-tuning live
+    with IN-RIL on the default task, then a report (run_dir/report.md).
 
-    (Until the ROS 2 node graph exists this runs the learning core directly on the simulated task.)
+    Overrides are config keys (task=can interleave.m=5) or node parameters (sim_bridge.max_episode_steps=50).
+    Makes the demos and the pre-trained policy first when they are missing. No ROS distro needed: the nodes run
+    as plain processes from config/graph.yaml (the file ros2 launch uses on the robot).
     """
-    from inril_core.training import train as run_train
+    from inril_ros.graph import GraphError, load_graph
+    from inril_ros.report import write_report
+    from inril_ros.supervisor import Supervisor, SupervisorError, check_verdict, split_overrides
 
-    args = ["train.env_steps=40000", "train.eval_every=2", "run.dir=runs/sim", *(overrides or [])]
-    cfg = _guarded(lambda: _config(args))
-    _guarded(lambda: _ensure_pretrained(cfg, args))
-    resume = (Path(cfg.run.dir) / "checkpoints").exists()
-    report = _guarded(lambda: run_train(cfg, resume=resume))
-    if resume and (Path(cfg.run.dir) / "report.json").exists():
-        console.print(f"(continued the run in {cfg.run.dir}; delete it to start over)")
-    console.print(f"success: pre-trained {report['pretrained_success']:.2f} -> final {report['final_success']:.2f} "
-                  f"after {report['env_steps']} env steps; report {cfg.run.dir}/report.json, "
-                  f"plot {cfg.run.dir}/learning_curve.png")
+    if mode not in SIM_MODES:
+        _fail(f"--mode {mode}: choose one of {', '.join(SIM_MODES)}")
+    if minutes <= 0:
+        _fail(f"--minutes {minutes}: the time budget must be positive")
+    try:
+        graph = load_graph()
+    except GraphError as exc:
+        _fail(str(exc))
+    node_params, config_overrides = split_overrides(overrides or [], [n.name for n in graph.nodes_for("sim")])
+    for node, params in node_params.items():
+        spec = graph.node(node)
+        for name in sorted(set(params) - spec.parameter_names()):
+            console.print(f"warning: {node}.{name} is not set in {spec.params_file}; a node ignores parameters it "
+                          "does not declare: check the name", soft_wrap=True)
+    cfg = _guarded(lambda: _config(config_overrides))
+    _guarded(lambda: _ensure_pretrained(cfg, config_overrides))
+    if check:
+        node_params = {node: {**CHECK_NODE_PARAMS.get(node, {}), **node_params.get(node, {})}
+                       for node in {*CHECK_NODE_PARAMS, *node_params}}
+    run_dir = run_dir or Path("runs/sim") / time.strftime("%Y%m%d-%H%M%S")
+    # every node gets these; each uses the ones it declares (the learner and policy server load the config with
+    # the same overrides, so all processes agree on task, algorithm and policy)
+    parameters = {"task": cfg.task, "mode": mode, "seed": cfg.seed, "policy_dir": str(cfg.train.pretrained),
+                  "config_overrides": [f"task={cfg.task}", *(o for o in config_overrides if not o.startswith("task="))]}
+    try:
+        supervisor = Supervisor(graph, "sim", run_dir, parameters=parameters, node_overrides=node_params,
+                                console=console)
+        console.print(f"graph: {len(supervisor.specs)} nodes, task {cfg.task}, mode {mode}, run dir {run_dir} "
+                      "(Ctrl-C stops it)", soft_wrap=True)
+        result = supervisor.run(CHECK_BUDGET_S if check else minutes * 60, until_done=check)
+    except (GraphError, SupervisorError) as exc:
+        _fail(str(exc))
+    ok, line = check_verdict(result, [s.name for s in supervisor.specs]) if check else (result.ok, result.summary())
+    report = write_report(run_dir, summary=line.splitlines()[0])
+    if ok:
+        console.print(f"{escape(line)}; report {report}", soft_wrap=True)
+    else:
+        console.print(f"[bold red]{'check failed' if check else 'stopped'}:[/] {escape(line)}\nreport {report}",
+                      soft_wrap=True)
+    raise typer.Exit(0 if ok else (result.stop.exit_code or 1))
 
 
 @bench_app.command("sim")
@@ -226,6 +272,18 @@ def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
                               base.train.eval_episodes, threshold)
     print(json.dumps(summary["methods"], indent=2))
     console.print(f"wrote {out_dir}/summary.json, all_evals.csv, learning_curves.png")
+
+
+@bench_app.command("latency")
+def bench_latency(out: Path = typer.Option(Path("docs/benchmarks.md"), help="Markdown page to write"),
+                  quick: bool = typer.Option(False, help="a few samples of each: a smoke run (< 1 min)")):
+    """Graph latency between real node processes: obs -> chunk, executor jitter, images, learner rate, weight swaps."""
+    from inril_ros.latency_bench import BenchError, run
+
+    try:
+        run(out, quick=quick, progress=lambda line: console.print(escape(line), soft_wrap=True))
+    except BenchError as error:
+        _fail(str(error))
 
 
 @bench_app.command("table")

@@ -130,6 +130,33 @@ def _plot_pretrain(history: list[dict], path: Path) -> None:
 # ================================================================================================ fine-tuning
 
 
+def load_pretrained_agent(pretrained_dir: str | Path, task: str) -> DiffusionAgent:
+    """The policy of the newest checkpoint in a pre-training (or fine-tuning) run directory, on the CPU."""
+    found = load_latest(pretrained_dir)
+    if found is None:
+        raise FileNotFoundError(
+            f"no pre-trained policy in {pretrained_dir}: run 'inril pretrain task={task}' first (or set "
+            "train.pretrained=<pretrain run dir>; the learner node's policy_dir parameter)"
+        )
+    return DiffusionAgent.from_tensors(found[1])
+
+
+def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str) -> Learner:
+    """DPPO around ``agent`` (already on ``device``), the IN-RIL schedule and the imitation updater on the demo
+    store, wired as every fine-tuning loop needs them; one place, so the offline run (FineTuneRun) and the live
+    learner (inril_core.live) learn the same way. The learner reaches the algorithm as ``.algo``."""
+    episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
+    demos, holdout = build_demo_splits(episodes, cfg.policy.horizon, agent.obs_norm, agent.act_norm,
+                                       cfg.demos.holdout_fraction, cfg.seed, device)
+    algo = DPPO(agent, cfg.rl)
+    schedule = InterleaveSchedule(interleave_m(cfg), cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
+                                  cfg.interleave.m_max)
+    imitation = ImitationUpdater(algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
+                                 k_max=None if cfg.il.denoising_steps == "all" else cfg.rl.ft_denoising_steps)
+    return Learner(algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
+                   cfg.il.steps_per_injection)
+
+
 class FineTuneRun:
     """Everything one fine-tuning run owns; built fresh or restored from its newest checkpoint."""
 
@@ -138,19 +165,9 @@ class FineTuneRun:
         self.run_dir = Path(cfg.run.dir)
         self.device = resolve_device(cfg.device, cfg.threads)
         seed_everything(cfg.seed)
-        agent = self._pretrained_agent().to(self.device)
-        episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
-        demos, holdout = build_demo_splits(episodes, cfg.policy.horizon, agent.obs_norm, agent.act_norm,
-                                           cfg.demos.holdout_fraction, cfg.seed, self.device)
-        self.agent = agent
-        self.algo = DPPO(agent, cfg.rl)
-        m = interleave_m(cfg)
-        schedule = InterleaveSchedule(m, cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
-                                      cfg.interleave.m_max)
-        imitation = ImitationUpdater(self.algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
-                                     k_max=None if cfg.il.denoising_steps == "all" else cfg.rl.ft_denoising_steps)
-        self.learner = Learner(self.algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
-                               cfg.il.steps_per_injection)
+        self.agent = load_pretrained_agent(cfg.train.pretrained, cfg.task).to(self.device)
+        self.learner = build_learner(cfg, self.agent, self.device)
+        self.algo = self.learner.algo
         self.iteration, self.env_steps = 0, 0
         self.recent: dict = {"success": float("nan")}
         self.last_eval: dict | None = None
@@ -168,15 +185,6 @@ class FineTuneRun:
         self.n_chunk_steps = int(n_chunks)
         self.envs = make_vector_env(cfg.env.id, cfg.env.n_envs, cfg.env.max_episode_steps, cfg.policy.act_steps,
                                     cfg.env.vector)
-
-    def _pretrained_agent(self) -> DiffusionAgent:
-        found = load_latest(self.cfg.train.pretrained)
-        if found is None:
-            raise FileNotFoundError(
-                f"no pre-trained policy in {self.cfg.train.pretrained}: run 'inril pretrain task={self.cfg.task}' "
-                "first (or set train.pretrained=<pretrain run dir>)"
-            )
-        return DiffusionAgent.from_tensors(found[1])
 
     # ------------------------------------------------------------------------------------------------ state
 

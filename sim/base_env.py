@@ -77,6 +77,8 @@ class GripperTaskEnv(gym.Env):
     task: ClassVar[str]
     home_pos: ClassVar[np.ndarray]  # nominal eef position at reset (robosuite's Panda init pose for this task)
     workspace: ClassVar[tuple[np.ndarray, np.ndarray]]  # bounds of the eef goal position
+    # The finger slide joints, whose positions are robot0_gripper_qpos; public so a ROS bridge can name them.
+    FINGER_JOINTS: ClassVar[tuple[str, str]] = ("finger_joint1", "finger_joint2")
 
     def __init__(self, render_mode: str | None = None, width: int = 256, height: int = 256) -> None:
         if render_mode not in (None, "rgb_array"):
@@ -87,7 +89,7 @@ class GripperTaskEnv(gym.Env):
         self._n_substeps = round(CONTROL_DT / TIMESTEP)
         self._hand_qpos = self._joint_qpos_adr("hand_free")
         self._object_qpos = self._joint_qpos_adr("object_free")
-        self._finger_qpos = [self._joint_qpos_adr("finger_joint1"), self._joint_qpos_adr("finger_joint2")]
+        self._finger_qpos = [self._joint_qpos_adr(name) for name in self.FINGER_JOINTS]
         self._gripper_state = 0.0
         self.obs_layout = obs_layout(self.task)
         obs_dim = max(s.stop for s in self.obs_layout.values())
@@ -131,6 +133,11 @@ class GripperTaskEnv(gym.Env):
         """wxyz."""
         return self.data.qpos[self._object_qpos + 3:self._object_qpos + 7]
 
+    @property
+    def finger_qpos(self) -> np.ndarray:
+        """The two finger positions (m), in FINGER_JOINTS order: the observation's robot0_gripper_qpos."""
+        return self.data.qpos[self._finger_qpos]
+
     def _object_released(self) -> bool:
         return bool(np.linalg.norm(self.eef_pos - self.object_pos) > RELEASE_DISTANCE)
 
@@ -143,7 +150,7 @@ class GripperTaskEnv(gym.Env):
 
     def _get_obs(self) -> np.ndarray:
         return flat_observation(self.task, self.object_pos, self.object_quat, self.eef_pos, self.eef_quat,
-                                self.data.qpos[self._finger_qpos])
+                                self.finger_qpos)
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:

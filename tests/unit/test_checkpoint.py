@@ -1,4 +1,5 @@
 """Checkpoints round-trip the full training state and survive a crash in the middle of a save."""
+import hashlib
 import random
 
 import numpy as np
@@ -6,7 +7,15 @@ import pytest
 import torch
 
 from inril_core import checkpoint
-from inril_core.checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
+from inril_core.checkpoint import (
+    file_sha256,
+    load_checkpoint,
+    load_latest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    weights_file,
+)
 
 
 def train_state(seed: int = 0) -> tuple[dict[str, torch.Tensor], dict]:
@@ -88,6 +97,31 @@ def test_saving_an_existing_step_replaces_it(tmp_run_dir):
     save_checkpoint(tmp_run_dir, 5, tensors, {"updates": 1})
     save_checkpoint(tmp_run_dir, 5, tensors, {"updates": 2})
     assert load_latest(tmp_run_dir)[2] == {"updates": 2}
+
+
+def test_weights_file_of_a_step_is_the_file_save_wrote(tmp_run_dir):
+    tensors, state = train_state()
+    path = save_checkpoint(tmp_run_dir, 7, tensors, state)
+    assert weights_file(tmp_run_dir, 7) == path / checkpoint.WEIGHTS
+    assert weights_file(tmp_run_dir, 7).is_file()
+
+
+def test_weights_file_of_the_newest_checkpoint_ignores_a_half_written_one(tmp_run_dir):
+    assert weights_file(tmp_run_dir) is None  # no checkpoint yet
+    tensors, state = train_state()
+    save_checkpoint(tmp_run_dir, 3, tensors, state)
+    save_checkpoint(tmp_run_dir, 12, tensors, state)
+    (tmp_run_dir / "checkpoints" / ".tmp-step_000000020-abc").mkdir()
+    assert weights_file(tmp_run_dir) == tmp_run_dir / "checkpoints" / "step_000000012" / checkpoint.WEIGHTS
+
+
+def test_file_sha256_streams_a_file_larger_than_one_block(tmp_path):
+    data = np.random.default_rng(0).bytes((1 << 20) * 2 + 123)  # two full blocks and a partial one
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    (tmp_path / "empty").write_bytes(b"")
+    assert file_sha256(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
 
 
 def test_a_foreign_directory_is_refused_with_a_hint(tmp_run_dir):

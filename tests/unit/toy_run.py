@@ -15,12 +15,12 @@ from omegaconf import DictConfig
 
 import toy_env
 from inril_core.agent import DiffusionAgent
-from inril_core.buffers import build_demo_splits, load_demo_episodes
-from inril_core.config import interleave_m, load_config
+from inril_core.buffers import load_demo_episodes
+from inril_core.config import load_config
 from inril_core.episodes.store import Episode, EpisodeStore
-from inril_core.interleave import InterleaveSchedule
-from inril_core.learner import ImitationUpdater, Learner
+from inril_core.learner import Learner
 from inril_core.rl.dppo import DPPO, Rollout
+from inril_core.training import build_learner
 
 TOY_ENV_ID = "toy_env:PointReach-v0"
 TOY_MAX_STEPS = 20
@@ -84,18 +84,9 @@ def toy_agent(cfg: DictConfig, seed: int = 0) -> DiffusionAgent:
 
 
 def toy_learner(cfg: DictConfig, seed: int = 0) -> Learner:
-    """The learner exactly as FineTuneRun wires it (DPPO, schedule, imitation updater), from an untrained agent."""
-    agent = toy_agent(cfg, seed)
-    episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
-    demos, holdout = build_demo_splits(episodes, cfg.policy.horizon, agent.obs_norm, agent.act_norm,
-                                       cfg.demos.holdout_fraction, cfg.seed)
-    algo = DPPO(agent, cfg.rl)
-    schedule = InterleaveSchedule(interleave_m(cfg), cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
-                                  cfg.interleave.m_max)
-    imitation = ImitationUpdater(algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
-                                 k_max=cfg.rl.ft_denoising_steps)
-    return Learner(algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
-                   cfg.il.steps_per_injection)
+    """The learner as FineTuneRun and the live learner wire it (``training.build_learner``: DPPO, schedule,
+    imitation updater on the demo store), around an untrained agent on the CPU."""
+    return build_learner(cfg, toy_agent(cfg, seed), "cpu")
 
 
 def synthetic_rollout(algo: DPPO, steps: int = 4, n_envs: int = 3, seed: int = 0) -> Rollout:

@@ -23,6 +23,11 @@ class MessageError(ValueError):
     """A message that cannot be turned into what the node needs (wrong size, NaN, unknown names)."""
 
 
+def stamp_ns(stamp: Time) -> int:
+    """A message stamp as integer nanoseconds: exact, so stamps of one env step compare equal."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def time_to_s(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 

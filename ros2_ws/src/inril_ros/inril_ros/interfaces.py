@@ -26,7 +26,10 @@ EEF_POSE = "/inril/robot/eef_pose"          # geometry_msgs/PoseStamped, base fr
 GRIPPER_STATE = "/inril/robot/gripper"      # sensor_msgs/JointState: the two finger positions (m)
 OBJECT_POSES = "/inril/objects/poses"       # geometry_msgs/PoseArray: task objects in the task's order
 CLOCK = "/clock"                            # rosgraph_msgs/Clock (sim only)
-STEP_INFO = "/inril/sim/step_info"          # std_msgs/String JSON {stamp, step, reward, success} per env step
+# std_msgs/String JSON {stamp, step, episode, reward, success, terminated, truncated} per env step. ``stamp`` is
+# the stamp of the observation the step produced (so a step's reward and the command that caused it are stamped one
+# period apart); a reset publishes no step_info but advances the clock one period (docs/graph.md "Time").
+STEP_INFO = "/inril/sim/step_info"
 SIM_RESET = "/inril/sim_bridge/reset"       # std_srvs/Trigger: new episode; response.message = JSON {seed, episode}
 
 
@@ -45,11 +48,12 @@ ACTION_CHUNK = "/inril/policy/action_chunk"  # trajectory_msgs/JointTrajectory: 
 POLICY_VERSION = "/inril/policy/version"     # std_msgs/String JSON {version, sha256} (latched)
 TRANSITIONS = "/inril/transitions"           # std_msgs/UInt8MultiArray, inril_core.transitions layout
 COMMAND = "/inril/executor/command"          # trajectory_msgs/JointTrajectory, 1 point: the executed action
-EPISODE = "/inril/episode"                   # std_msgs/String JSON episode record (latched)
+EPISODE = "/inril/episode"                   # std_msgs/String JSON episode record (EPISODE_RECORDS)
 CHECKPOINT = "/inril/learner/checkpoint"     # std_msgs/String JSON {version, path, sha256, ...} (latched)
 LEARNER_METRICS = "/inril/learner/metrics"   # std_msgs/String JSON per learner update
 ESTOP = "/inril/estop"                       # std_msgs/Bool (latched); true = stop commanding the arm
 ESTOP_RESET = "/inril/safety_monitor/reset"  # std_srvs/Trigger: the only way to clear the e-stop
+ESTOP_TRIGGER = "/inril/safety_monitor/trigger"  # std_srvs/Trigger: latch the e-stop by hand
 HEARTBEAT = "/inril/heartbeat"               # std_msgs/Header: frame_id = node name, stamp = node clock
 DIAGNOSTICS = "/diagnostics"                 # diagnostic_msgs/DiagnosticArray
 
@@ -67,5 +71,15 @@ LATEST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=
 # Streams where every message counts (transitions, step outcomes): a queue deep enough to ride out a busy learner.
 STREAM = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
                     history=HistoryPolicy.KEEP_LAST)
+# /inril/episode: latched *and* every record counts (the learner joins each "ended" outcome with its transitions,
+# the recorder closes a bag on it), but records come back to back: "ended" then "done", or "ended" then the next
+# "running" one reset later. With LATCHED (depth 1) the "ended" record was overwritten before a reader took it, so
+# writer and readers keep a deep history; a late joiner gets the recent records in order, the newest last.
+EPISODE_RECORDS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+# The same queue without the replay, for a reader to whom records from before it joined are noise (the learner:
+# those episodes' transitions never reached it). Volatile readers match the transient-local writer.
+EPISODE_RECORDS_LIVE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                  durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
 # Camera images: best effort, as realsense2_camera subscribers use; a dropped frame is replaced by the next one.
 SENSOR = qos_profile_sensor_data

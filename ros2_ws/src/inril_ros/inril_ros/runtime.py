@@ -1,18 +1,34 @@
-"""One way for every node process to start, spin and stop.
+"""What every node shares: one way to start, spin and stop; the heartbeat; parameter descriptors; CSV logs.
 
 rclpy's spin ignores SIGTERM (ros2-notes §9), and a process supervisor (``inril sim``, systemd, launch) sends it:
 so SIGTERM is turned into the same clean shutdown as Ctrl-C. Jazzy's rclpy has no ``with rclpy.init()``, so the
 init / try / finally shape is spelt out here once.
+
+Wall-clock timers: with ``use_sim_time`` a node's own clock is sim time, and in lock-step the sim stands still
+whenever nobody commands it, so a node-clock timer would stop exactly when a heartbeat, watchdog or retry is
+needed. Such timers run on :func:`steady_clock`; stamps stay on the node clock.
 """
 from __future__ import annotations
 
+import csv
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.timer import Timer
+from std_msgs.msg import Header
+
+from inril_ros import interfaces
 
 
 def _raise_keyboard_interrupt(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
@@ -47,3 +63,91 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, threa
             node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def steady_clock() -> Clock:
+    """The wall clock heartbeats, watchdogs and retries run on: it ticks while sim time stands still."""
+    return Clock(clock_type=ClockType.STEADY_TIME)
+
+
+@dataclass
+class Heartbeat:
+    """A running heartbeat; ``stop`` removes its timer and publisher (a lifecycle node's cleanup)."""
+
+    node: Node
+    publisher: Publisher
+    timer: Timer
+
+    def stop(self) -> None:
+        self.node.destroy_timer(self.timer)
+        self.node.destroy_publisher(self.publisher)
+
+
+def start_heartbeat(node: Node, rate_hz: float, name: str | None = None) -> Heartbeat | None:
+    """Publish ``std_msgs/Header`` (frame_id ``name``, default the node's name; stamp = node clock) on
+    /inril/heartbeat at ``rate_hz`` on the steady clock, so a node keeps beating while sim time stands still.
+
+    ``rate_hz`` 0 disables it (returns None). The timer has a callback group of its own: a node spun by a
+    multi-threaded executor (the learner) keeps beating while a slow callback (configure, an update) runs. A
+    single-threaded node cannot, so it starts its heartbeat after its slow start-up: until the first beat the safety
+    monitor's startup grace applies, after it the heartbeat timeout.
+    """
+    if rate_hz <= 0:
+        return None
+    publisher = node.create_publisher(Header, interfaces.HEARTBEAT, interfaces.LATEST)
+    frame_id = node.get_name() if name is None else name
+
+    def beat() -> None:
+        publisher.publish(Header(stamp=node.get_clock().now().to_msg(), frame_id=frame_id))
+
+    timer = node.create_timer(1.0 / rate_hz, beat, callback_group=MutuallyExclusiveCallbackGroup(),
+                              clock=steady_clock())
+    return Heartbeat(node, publisher, timer)
+
+
+def describe(description: str, *, int_range: tuple[int, int] | None = None,
+             float_range: tuple[float, float] | None = None) -> ParameterDescriptor:
+    """A parameter's descriptor: its description and, where it matters, an inclusive range that rclpy enforces
+    (a value outside it is refused when the node starts, naming the parameter)."""
+    descriptor = ParameterDescriptor(description=description)
+    if int_range is not None:
+        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
+    if float_range is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float(float_range[0]),
+                                                              to_value=float(float_range[1]), step=0.0)]
+    return descriptor
+
+
+class CsvLog:
+    """Rows appended to ``<run_dir>/<name>.csv`` under a header line; no file at all when ``run_dir`` is empty.
+
+    The file is opened at the first row (a node that never logs leaves no empty file) and every row is flushed, so
+    a killed node loses none. An existing file is appended to; the header is written when it is new or empty. A
+    row is a mapping: keys not in ``fields`` are ignored (a JSON record can be written as it is), missing ones are
+    left empty.
+    """
+
+    def __init__(self, run_dir: str, name: str, fields: Sequence[str]) -> None:
+        self.path = Path(run_dir) / f"{name}.csv" if run_dir else None
+        self._fields = list(fields)
+        self._file = None
+        self._writer: csv.DictWriter | None = None
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        if self.path is None:
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            self._file = self.path.open("a", newline="")
+            self._writer = csv.DictWriter(self._file, fieldnames=self._fields, extrasaction="ignore")
+            if new:
+                self._writer.writeheader()
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; a later row opens it again (appending)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

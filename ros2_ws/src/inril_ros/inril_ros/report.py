@@ -1,0 +1,173 @@
+"""The report of a graph run (``inril sim``): ``<run_dir>/report.md`` with PNG plots, from the CSV files the nodes wrote.
+
+Why from files and not from topics: every number here must be reproducible after the run, and the nodes already
+log what matters (episode manager: ``episodes.csv``; learner: ``learner/metrics.csv`` via RunLog; policy server:
+``policy_versions.csv``, ``policy_latency.csv``; action executor: ``executor.csv``). A missing or empty file makes
+its section say "no data" instead of failing: a run stopped early still gets a report of what it did.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+
+from inril_core.run_log import read_csv  # noqa: E402
+
+SUCCESS_WINDOW = 10  # episodes per point of the success curve
+NO_DATA = "no data"
+
+
+def _rows(path: Path) -> list[dict]:
+    """The file's rows, [] when it is missing, empty or unreadable (the section then says no data)."""
+    try:
+        return read_csv(path) if path.is_file() else []
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+
+
+def _numbers(rows: list[dict], column: str) -> np.ndarray:
+    """The finite numeric values of ``column`` (blank cells, e.g. the executor's first jitter, are skipped)."""
+    values = [row.get(column) for row in rows]
+    return np.array([float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)])
+
+
+def success_windows(rows: list[dict], window: int = SUCCESS_WINDOW) -> list[tuple[int, int, float]]:
+    """(first episode, last episode, success rate) per consecutive ``window`` ended episodes, in episode order."""
+    ordered = sorted(rows, key=lambda r: r["episode"])
+    out = []
+    for start in range(0, len(ordered), window):
+        chunk = ordered[start:start + window]
+        rate = sum(r["outcome"] == "success" for r in chunk) / len(chunk)
+        out.append((chunk[0]["episode"], chunk[-1]["episode"], rate))
+    return out
+
+
+def _episodes_section(run_dir: Path, rows: list[dict]) -> list[str]:
+    lines = ["## Episodes", ""]
+    if not rows:
+        return lines + [f"{NO_DATA} (episodes.csv missing or empty)", ""]
+    outcomes = [r["outcome"] for r in rows]
+    lengths = _numbers(rows, "length")
+    lines.append(f"{len(rows)} episodes: {outcomes.count('success')} success, {outcomes.count('timeout')} timeout, "
+                 f"{outcomes.count('estop')} e-stop; success rate {outcomes.count('success') / len(rows):.2f}"
+                 + (f", mean length {lengths.mean():.1f} steps" if lengths.size else ""))
+    windows = success_windows(rows)
+    lines += ["", f"Success per window of {SUCCESS_WINDOW} episodes:", "", "| episodes | success rate |", "|---|---|"]
+    lines += [f"| {first}-{last} | {rate:.2f} |" for first, last, rate in windows]
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for first, last, rate in windows:  # one bar spanning the episodes of its window
+        ax.bar(first, rate, width=last - first + 1, align="edge", color="tab:blue", alpha=0.6, edgecolor="white")
+    versions = _numbers(rows, "policy_version")
+    if versions.size == len(rows):
+        twin = ax.twinx()
+        twin.step([r["episode"] + 0.5 for r in rows], versions, where="mid", color="tab:grey", lw=1.0)
+        twin.set_ylabel("policy version", color="tab:grey")
+        twin.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="episode", ylabel=f"success rate per {SUCCESS_WINDOW} episodes", ylim=(-0.02, 1.02),
+           title="success")
+    _save(fig, run_dir / "success.png")
+    return lines + ["", "![success per window of episodes](success.png)", ""]
+
+
+def _learner_section(run_dir: Path) -> list[str]:
+    lines = ["## Learner", ""]
+    metrics = _rows(run_dir / "learner" / "metrics.csv")
+    injections = _rows(run_dir / "learner" / "injections.csv")
+    if not metrics:
+        return lines + [f"{NO_DATA} (learner/metrics.csv missing or empty: no update finished)", ""]
+    steps = _numbers(metrics, "env_steps")
+    lines.append(f"- {len(metrics)} updates, last version {metrics[-1].get('version', metrics[-1].get('iteration'))}"
+                 + (f", {int(steps[-1])} env steps" if steps.size else ""))
+    # rho(t) = cos(IL gradient, RL gradient): per injection when logged, else the mean per update
+    if injections:
+        rho_x, rho = _numbers(injections, "env_steps"), _numbers(injections, "rho")
+        rho_label = "rho per injection"
+    else:
+        pairs = [(r["env_steps"], r["rho_mean"]) for r in metrics
+                 if isinstance(r.get("rho_mean"), (int, float)) and math.isfinite(r["rho_mean"])]
+        rho_x, rho = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        rho_label = "mean rho per update"
+    if rho.size:
+        lines.append(f"- rho(t) = cos(g_IL, g_RL), {rho_label}: mean {rho.mean():.3f}, min {rho.min():.3f}, "
+                     f"max {rho.max():.3f} over {rho.size} values")
+    else:
+        lines.append(f"- rho(t): {NO_DATA} (no IL injection with an RL gradient yet)")
+    time_column = "wall_time" if _numbers(metrics, "wall_time").size == len(metrics) else "env_steps"
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
+    ax.step(_numbers(metrics, time_column), np.arange(1, len(metrics) + 1), where="post", marker=".")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="wall time (s)" if time_column == "wall_time" else "env steps", ylabel="learner updates",
+           title="updates")
+    if rho.size and rho_x.size == rho.size:
+        ax2.plot(rho_x, rho, marker=".", lw=0.8)
+    ax2.axhline(0.0, color="grey", lw=0.8)
+    ax2.set(xlabel="env steps", ylabel="rho = cos(g_IL, g_RL)", title=rho_label)
+    _save(fig, run_dir / "learner.png")
+    return lines + ["", "![learner updates and rho(t)](learner.png)", ""]
+
+
+def _versions_section(run_dir: Path) -> list[str]:
+    lines = ["## Policy versions", ""]
+    rows = _rows(run_dir / "policy_versions.csv")
+    if not rows:
+        return lines + [f"{NO_DATA} (policy_versions.csv missing or empty)", ""]
+    wall = _numbers(rows, "wall_time")
+    lines.append(f"{len(rows)} versions acted (the first is the pre-trained policy), {max(0, len(rows) - 1)} swaps")
+    lines += ["", "| version | sim stamp (s) | seconds after the first |", "|---|---|---|"]
+    for row, t in zip(rows, wall - wall[0] if wall.size == len(rows) else [None] * len(rows)):
+        lines.append(f"| {row.get('version', '?')} | {row.get('stamp', '')} | {'' if t is None else f'{t:.1f}'} |")
+    return lines + [""]
+
+
+def _latency_section(run_dir: Path) -> list[str]:
+    lines = ["## Latency", ""]
+    latency = _numbers(_rows(run_dir / "policy_latency.csv"), "latency_s")
+    if latency.size:
+        p50, p99 = np.percentile(latency, [50, 99])
+        lines.append(f"- policy latency (observation complete -> chunk published), {latency.size} chunks: "
+                     f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {latency.max() * 1e3:.1f} ms")
+    else:
+        lines.append(f"- policy latency: {NO_DATA} (policy_latency.csv missing or empty)")
+    jitter = _numbers(_rows(run_dir / "executor.csv"), "jitter_s")
+    if jitter.size:
+        p50, p99 = np.percentile(np.abs(jitter), [50, 99])
+        lines.append(f"- executor timer jitter (|period error|), {jitter.size} ticks: p50 {p50 * 1e3:.2f} ms, "
+                     f"p99 {p99 * 1e3:.2f} ms")
+    else:
+        lines.append(f"- executor jitter: {NO_DATA} (executor.csv has no jitter_s values: lock-step runs have no timer)")
+    return lines + [""]
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(run_dir: str | Path, summary: str = "") -> Path:
+    """Write ``<run_dir>/report.md`` (+ success.png, learner.png when there is data); returns the report's path.
+
+    ``summary``: one line on how the run ended (the supervisor's reason), put under the title.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    episodes = [r for r in _rows(run_dir / "episodes.csv")
+                if isinstance(r.get("episode"), int) and isinstance(r.get("outcome"), str)]
+    lines = [f"# Graph run {run_dir.name}", ""]
+    if summary:
+        lines += [summary, ""]
+    lines += _episodes_section(run_dir, episodes)
+    lines += _learner_section(run_dir)
+    lines += _versions_section(run_dir)
+    lines += _latency_section(run_dir)
+    lines += ["Node logs: `logs/<node>.log`; CSV sources: episodes.csv, learner/metrics.csv, policy_versions.csv, "
+              "policy_latency.csv, executor.csv.", ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,61 @@
+"""`inril sim --check` end to end: the real seven-node graph, as plain processes, runs one short episode and stops
+with nothing left running; bad command lines are refused before anything starts.
+
+The demos and the pre-trained policy are made small in the test's own folder (config overrides), so the test
+needs nothing from runs/ and leaves nothing there.
+"""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from typer.testing import CliRunner
+
+from inril_core.cli import app
+from inril_ros.graph import load_graph
+
+INRIL = Path(sys.executable).parent / "inril"
+CHECK_TIMEOUT_S = 300  # pre-training two epochs, then the graph (about 15 s on an idle 2-core machine)
+
+
+def test_sim_check_runs_one_episode_through_the_whole_graph(tmp_path: Path, ros_env: dict) -> None:
+    run_dir = tmp_path / "run"
+    small = [f"demos.path={tmp_path / 'demos'}", "demos.n=4", f"pretrain.run_dir={tmp_path / 'pretrain'}",
+             "pretrain.max_epochs=2", "pretrain.eval_episodes=1", "train.eval_n_envs=1"]
+    proc = subprocess.Popen([str(INRIL), "sim", "--check", *small, "--run-dir", str(run_dir)], env=ros_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: set[int] = set()  # every process the supervisor started, to prove none outlives it
+    deadline = time.monotonic() + CHECK_TIMEOUT_S
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                seen |= {child.pid for child in psutil.Process(proc.pid).children(recursive=True)}
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, output
+    assert "check passed in" in output
+    with (run_dir / "episodes.csv").open() as f:
+        episodes = list(csv.DictReader(f))
+    assert len(episodes) == 1 and episodes[0]["outcome"] in ("success", "timeout")
+    assert 0 < int(episodes[0]["length"]) <= 30  # the check's short time limit reached the sim
+    assert {p.stem for p in (run_dir / "logs").glob("*.log")} == {n.name for n in load_graph().nodes_for("sim")}
+    assert "## Episodes" in (run_dir / "report.md").read_text()
+    assert len(seen) >= 7
+    left = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"processes left running after the check: {left}"
+
+
+def test_sim_refuses_an_unknown_mode_before_starting_anything(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["sim", "--mode", "fast", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "--mode fast: choose one of lockstep, realtime" in result.output
+    assert not (tmp_path / "run").exists()
