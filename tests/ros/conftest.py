@@ -1,6 +1,6 @@
 """ROS 2 test isolation: one ROS domain per test process, localhost-only discovery, bounded waits, no leftovers.
 
-The domain id is claimed with an exclusive lock file, so concurrent pytest runs on one machine (CI, a developer's
+The domain id is claimed with an exclusive lock file (the same claim `inril sim` makes), so concurrent pytest runs on one machine (CI, a developer's
 second terminal) never see each other's nodes. Node tests run in this process with their own rclpy context; graph
 tests start processes with ``ros_env`` and must stop every one of them (``ros_helpers.stop_process``).
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ros_domain import claim_domain_id
+from inril_ros.supervisor import claim_domain_id
 
 DOMAIN_ID = claim_domain_id()
 os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
