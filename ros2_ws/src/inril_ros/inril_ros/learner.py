@@ -62,7 +62,7 @@ class LearnerNode(LifecycleNode):
             "checkpoint yet"))
         self.declare_parameter("run_dir", "", describe(
             "run directory: checkpoints, metrics.csv and TensorBoard events go to <run_dir>/learner"))
-        self.declare_parameter("episodes_per_update", 8, describe(
+        self.declare_parameter("episodes_per_update", 16, describe(
             "complete on-policy episodes that start one update (one new policy version)", int_range=(1, 10_000)))
         self.declare_parameter("device", "", describe(
             "torch device (cpu, cuda, cuda:N, auto); empty = the config's device key"))
