@@ -29,8 +29,10 @@ def is_number(cell: str) -> bool:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory) -> tuple[str, dict]:
-    out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
-    results = run(out, quick=True, progress=lambda _: None)
+    root = tmp_path_factory.mktemp("bench")
+    out = root / "benchmarks.md"
+    # an empty policy dir: the tiny policy every time, so a fresh clone (no runs/) tests what a dev checkout does
+    results = run(out, quick=True, progress=lambda _: None, policy_dir=root / "no-policy")
     return out.read_text(), results
 
 

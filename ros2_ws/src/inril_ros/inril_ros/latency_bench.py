@@ -98,8 +98,10 @@ class Sizes:
     learner_overrides: tuple[str, ...] = ()
 
 
+# quick: 2 episodes x 4 chunks per update = 16 items with the tiny policy's 2 fine-tuned steps (80 with a real
+# policy's 10), so a 16-item minibatch makes at least one RL step either way (a larger one made none on a fresh clone)
 QUICK = Sizes(chunks=10, warmup_chunks=2, swaps=2, jitter_s=3.0, frames=30, updates=2, episodes_per_update=2,
-              chunks_per_episode=4, learner_overrides=("rl.update_epochs=1", "rl.minibatch_size=64"))
+              chunks_per_episode=4, learner_overrides=("rl.update_epochs=1", "rl.minibatch_size=16"))
 # full: 4 episodes of 100 env steps (25 chunks) per update, the config's own update (10 epochs of one 1024-item
 # minibatch: 25 * 4 chunks * 10 fine-tuned denoising steps = 1000 items; an IL injection every 10 RL steps)
 FULL = Sizes(chunks=150, warmup_chunks=5, swaps=5, jitter_s=60.0, frames=300, updates=5, episodes_per_update=4,
