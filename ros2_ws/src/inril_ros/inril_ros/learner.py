@@ -54,12 +54,15 @@ class LearnerNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("namespace", interfaces.NAMESPACE)
         super().__init__(NODE_NAME, **kwargs)
+        self.declare_parameter("task", "lift", describe(
+            "task to learn: lift | can | square (task=<task> comes before config_overrides, as in the policy server, "
+            "so `ros2 launch ... task:=can` reaches both)"))
         self.declare_parameter("config_overrides", Parameter.Type.STRING_ARRAY, describe(
-            "key=value overrides of config/defaults.yaml (inril_core.config), e.g. [task=lift, method=in-ril]; the "
-            "same as the policy server's"))
+            "key=value overrides of config/defaults.yaml (inril_core.config), e.g. [method=in-ril]; the same as the "
+            "policy server's"))
         self.declare_parameter("policy_dir", "", describe(
             "pre-training run dir with the initial policy (version 0); used while run_dir has no learner "
-            "checkpoint yet"))
+            "checkpoint yet; empty = the config's train.pretrained (runs/pretrain/<task>)"))
         self.declare_parameter("run_dir", "", describe(
             "run directory: checkpoints, metrics.csv and TensorBoard events go to <run_dir>/learner"))
         self.declare_parameter("episodes_per_update", 16, describe(
@@ -92,8 +95,10 @@ class LearnerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._learner_dir = Path(run_dir) / NODE_NAME
         try:
-            cfg = load_config(overrides + ([f"device={device}"] if device else []))
-            self._live = LiveLearner.open(cfg, self._learner_dir, self.get_parameter("policy_dir").value,
+            task = self.get_parameter("task").value
+            cfg = load_config([f"task={task}", *overrides, *([f"device={device}"] if device else [])])
+            self._live = LiveLearner.open(cfg, self._learner_dir,
+                                          self.get_parameter("policy_dir").value or cfg.train.pretrained,
                                           self.get_parameter("episodes_per_update").value)
             resumed = self._live.checkpoint is not None
             self._log = RunLog(self._learner_dir, resume_iteration=self._live.version if resumed else None)
