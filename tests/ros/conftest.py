@@ -7,13 +7,12 @@ tests start processes with ``ros_env`` and must stop every one of them (``ros_he
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from inril_ros.supervisor import claim_domain_id
+from inril_ros.supervisor import clean_fastdds_shared_memory as clean_shared_memory
 
 DOMAIN_ID = claim_domain_id()
 os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
@@ -48,6 +47,4 @@ def ros_env() -> dict[str, str]:
 def clean_fastdds_shared_memory() -> Iterator[None]:
     """Fast DDS leaves /dev/shm segments behind after hard kills (ros2-notes §9); remove unused ones at the end."""
     yield
-    fastdds = shutil.which("fastdds") or os.path.join(os.path.dirname(os.sys.executable), "fastdds")
-    if os.path.exists(fastdds):
-        subprocess.run([fastdds, "shm", "clean"], capture_output=True, timeout=30, check=False)
+    clean_shared_memory()

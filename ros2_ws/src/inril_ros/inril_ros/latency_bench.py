@@ -56,7 +56,7 @@ from inril_ros.convert import (
     pose_array,
     pose_stamped,
 )
-from inril_ros.supervisor import _die_with_parent, claim_domain_id, log_tail
+from inril_ros.supervisor import _die_with_parent, claim_domain_id, clean_fastdds_shared_memory, log_tail
 
 DEFAULT_OUT = Path("docs/benchmarks.md")
 DEFAULT_PRETRAINED = Path("runs/pretrain/lift")  # `inril pretrain task=lift`; a tiny untrained policy otherwise
@@ -221,10 +221,8 @@ class _Processes:
         """Stop every process still running (newest first: drivers before the nodes they talk to)."""
         for proc in reversed(self._procs):
             self.stop(proc)
-        if self._killed:  # hard kills leave Fast DDS shared-memory segments in /dev/shm; its own tool removes them
-            tool = self.bin_dir / "fastdds"
-            if tool.exists():
-                subprocess.run([str(tool), "shm", "clean"], capture_output=True, timeout=60, check=False)
+        if self._killed:  # hard kills leave Fast DDS shared-memory segments in /dev/shm
+            clean_fastdds_shared_memory()
 
 
 def _graph_env(domain_id: int, work: Path, dds_profile: Path | None) -> dict[str, str]:

@@ -59,6 +59,16 @@ NEXT_TRANSITION = {
 }
 
 
+def clean_fastdds_shared_memory() -> None:
+    """Hard kills leave Fast DDS segments in /dev/shm; fastdds's own tool removes the unused ones.
+
+    Run with this interpreter: the venv's `fastdds` wrapper calls the system python3, which may lack psutil, and
+    then the tool fails without a word (it did in the tests and the latency bench, which called the wrapper)."""
+    tool = Path(sys.prefix) / "tools" / "fastdds" / "fastdds.py"
+    if tool.is_file():
+        subprocess.run([sys.executable, str(tool), "shm", "clean"], capture_output=True, timeout=60, check=False)
+
+
 class SupervisorError(RuntimeError):
     """The graph cannot be started as asked (a missing executable, no free ROS domain)."""
 
@@ -548,7 +558,4 @@ class Supervisor:
         return killed
 
     def _clean_shared_memory(self) -> None:
-        """Hard kills leave Fast DDS segments in /dev/shm; fastdds's own tool removes the unused ones."""
-        tool = Path(sys.prefix) / "tools" / "fastdds" / "fastdds.py"
-        if tool.is_file():  # run with this interpreter: the tool needs psutil, which the system python may lack
-            subprocess.run([sys.executable, str(tool), "shm", "clean"], capture_output=True, timeout=60, check=False)
+        clean_fastdds_shared_memory()
