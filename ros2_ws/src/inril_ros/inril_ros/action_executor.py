@@ -21,7 +21,7 @@ from trajectory_msgs.msg import JointTrajectory
 from inril_core.safety import filter_action, hold_action, load_limits
 from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, pose_to_arrays, trajectory_to_actions, stamp_ns
-from inril_ros.runtime import CsvLog, describe, run_node, start_heartbeat, steady_clock
+from inril_ros.runtime import CsvLog, declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
 
 MODES = ("lockstep", "realtime")
 
@@ -71,8 +71,7 @@ class ActionExecutor(Node):
         self.declare_parameter("task", "lift", describe("task whose workspace box config/safety.yaml gives"))
         self.declare_parameter("safety_file", "", describe("safety limits YAML; empty = config/safety.yaml"))
         self.declare_parameter("run_dir", "", describe("folder for executor.csv; empty = no file"))
-        self.declare_parameter("heartbeat_hz", 5.0, describe(
-            "rate of /inril/heartbeat (Hz, steady clock); 0 = none", float_range=(0.0, 100.0)))
+        declare_heartbeat_hz(self)
         return lambda name: self.get_parameter(name).value
 
     # ------------------------------------------------------------------------------------------- inputs

@@ -44,7 +44,7 @@ from std_srvs.srv import Trigger
 
 from inril_ros import interfaces
 from inril_ros.convert import MessageError, json_msg, json_payload
-from inril_ros.runtime import CsvLog, describe, run_node, start_heartbeat, steady_clock
+from inril_ros.runtime import CsvLog, declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
 
 TICK_S = 0.1  # wall-clock period of the service / retry checks
 RETRY_S = 1.0  # wait after a failed reset before trying again
@@ -89,8 +89,7 @@ class EpisodeManager(Node):
             f"node names: before the first reset, wait until all of them subscribe to {interfaces.EEF_POSE} (in "
             "lock-step a node that misses the reset's observation stalls the graph); [] = no wait")).value
         self._wait_for = {name for name in waited_for or [] if name}
-        heartbeat_hz = self.declare_parameter("heartbeat_hz", 5.0, describe(
-            "rate of /inril/heartbeat (Hz, steady clock); 0 = none", float_range=(0.0, 100.0))).value
+        heartbeat_hz = declare_heartbeat_hz(self)
 
         self._csv = CsvLog(run_dir, "episodes", CSV_FIELDS)
         self._steady = steady_clock()

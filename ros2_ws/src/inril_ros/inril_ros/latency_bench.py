@@ -56,7 +56,7 @@ from inril_ros.convert import (
     pose_array,
     pose_stamped,
 )
-from inril_ros.supervisor import _die_with_parent, claim_domain_id, clean_fastdds_shared_memory, log_tail
+from inril_ros.supervisor import die_with_parent, claim_domain_id, clean_fastdds_shared_memory, log_tail
 
 DEFAULT_OUT = Path("docs/benchmarks.md")
 DEFAULT_PRETRAINED = Path("runs/pretrain/lift")  # `inril pretrain task=lift`; a tiny untrained policy otherwise
@@ -168,7 +168,7 @@ class _Processes:
             out.flush()
             # own session: a terminal's Ctrl-C reaches only this process, whose finally stops the children in order
             popen = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env or self.env, start_new_session=True, preexec_fn=_die_with_parent)
+                                     env=env or self.env, start_new_session=True, preexec_fn=die_with_parent)
         proc = _Proc(name, popen, log, result)
         self._procs.append(proc)
         return proc

@@ -38,7 +38,7 @@ from inril_core.live import EpisodeRecordError, LiveLearner
 from inril_core.run_log import RunLog
 from inril_ros import interfaces
 from inril_ros.convert import MessageError, json_msg, json_payload
-from inril_ros.runtime import describe, run_node, start_heartbeat
+from inril_ros.runtime import declare_heartbeat_hz, describe, run_node, start_heartbeat
 
 NODE_NAME = "learner"
 
@@ -69,8 +69,7 @@ class LearnerNode(LifecycleNode):
             "complete on-policy episodes that start one update (one new policy version)", int_range=(1, 10_000)))
         self.declare_parameter("device", "", describe(
             "torch device (cpu, cuda, cuda:N, auto); empty = the config's device key"))
-        heartbeat_hz = self.declare_parameter("heartbeat_hz", 5.0, describe(
-            "rate of /inril/heartbeat (Hz, steady clock); 0 = none", float_range=(0.0, 100.0))).value
+        heartbeat_hz = declare_heartbeat_hz(self)
         # The heartbeat says the process is alive, whatever its lifecycle state, so it starts here, not at configure.
         self._heartbeat = start_heartbeat(self, heartbeat_hz, NODE_NAME)
         self._busy = threading.Lock()  # held while an update runs; teardown waits for it

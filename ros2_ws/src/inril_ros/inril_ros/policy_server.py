@@ -43,7 +43,7 @@ from inril_core.config import load_config, resolve_device
 from inril_core.rl.dppo import DPPO
 from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, json_msg, json_payload, pose_to_arrays, stamp_ns
-from inril_ros.runtime import CsvLog, Heartbeat, describe, run_node, start_heartbeat
+from inril_ros.runtime import CsvLog, Heartbeat, declare_heartbeat_hz, describe, run_node, start_heartbeat
 from inril_sim.layout import flat_observation, obs_layout
 from inril_sim.rotations import xyzw_to_wxyz
 
@@ -129,8 +129,7 @@ class PolicyServer(LifecycleNode):
             "complete observations kept by stamp, to find the one an episode ended with", int_range=(2, 10000)))
         self.declare_parameter("run_dir", "", describe(
             "folder for policy_latency.csv and policy_versions.csv; empty = no files"))
-        self.declare_parameter("heartbeat_hz", 5.0, describe(
-            "rate of /inril/heartbeat (Hz, steady clock) once configured; 0 = none", float_range=(0.0, 100.0)))
+        declare_heartbeat_hz(self, " once configured")
         self.declare_parameter("autostart", False, describe(
             "configure and activate at start (no lifecycle manager, e.g. `inril sim`); a failed configure exits"))
 

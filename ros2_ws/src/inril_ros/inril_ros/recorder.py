@@ -61,7 +61,7 @@ from inril_sim.layout import flat_observation
 from inril_sim.rotations import xyzw_to_wxyz
 from inril_ros import interfaces
 from inril_ros.convert import MessageError, json_payload, pose_to_arrays, trajectory_to_actions, stamp_ns
-from inril_ros.runtime import CsvLog, describe, run_node, start_heartbeat, steady_clock
+from inril_ros.runtime import CsvLog, declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
 
 NODE_NAME = "recorder"
 SEGMENT_PREFIX = "segment_"
@@ -247,8 +247,7 @@ class Recorder(Node):
         kwargs.setdefault("namespace", interfaces.NAMESPACE)
         super().__init__(NODE_NAME, **kwargs)
         declare = self.declare_parameter
-        heartbeat_hz = declare("heartbeat_hz", 5.0, describe(
-            "rate of /inril/heartbeat (Hz, steady clock); 0 = none", float_range=(0.0, 100.0))).value
+        heartbeat_hz = declare_heartbeat_hz(self)
         topics = declare("topics", DEFAULT_TOPICS, describe(
             "topics to record (types from recorder.TOPIC_TYPES; /inril/episode is always recorded)")).value
         run_dir = declare("run_dir", "", describe(

@@ -83,6 +83,12 @@ class Heartbeat:
         self.node.destroy_publisher(self.publisher)
 
 
+def declare_heartbeat_hz(node: Node, when: str = "") -> float:
+    """Declare the ``heartbeat_hz`` parameter every node has (one description, one range) and return its value."""
+    return node.declare_parameter("heartbeat_hz", 5.0, describe(
+        f"rate of /inril/heartbeat (Hz, steady clock){when}; 0 = none", float_range=(0.0, 100.0))).value
+
+
 def start_heartbeat(node: Node, rate_hz: float, name: str | None = None) -> Heartbeat | None:
     """Publish ``std_msgs/Header`` (frame_id ``name``, default the node's name; stamp = node clock) on
     /inril/heartbeat at ``rate_hz`` on the steady clock, so a node keeps beating while sim time stands still.

@@ -38,7 +38,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from inril_ros import interfaces
 from inril_ros.convert import MessageError, json_payload
-from inril_ros.runtime import CsvLog, describe, run_node, start_heartbeat, steady_clock
+from inril_ros.runtime import CsvLog, declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
 
 NODE_NAME = "safety_monitor"
 GRAPH_NODES = ["sim_bridge", "policy_server", "action_executor", "episode_manager", "learner"]
@@ -76,8 +76,7 @@ class SafetyMonitor(Node):
         kwargs.setdefault("namespace", interfaces.NAMESPACE)
         super().__init__(NODE_NAME, **kwargs)
         declare = self.declare_parameter
-        heartbeat_hz = declare("heartbeat_hz", 5.0, describe(
-            "rate of /inril/heartbeat (Hz, steady clock); 0 = none", float_range=(0.0, 100.0))).value
+        heartbeat_hz = declare_heartbeat_hz(self)
         required = declare("required_nodes", GRAPH_NODES, describe(
             "node names (heartbeat frame_id) that must be alive")).value
         heartbeat_timeout = declare("heartbeat_timeout_s", 2.0, describe(

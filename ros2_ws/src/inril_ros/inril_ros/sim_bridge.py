@@ -58,7 +58,7 @@ from inril_ros.convert import (
     time_to_s,
     trajectory_to_actions,
 )
-from inril_ros.runtime import describe, run_node, start_heartbeat, steady_clock
+from inril_ros.runtime import declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
 from inril_sim import FAST_ENVS
 from inril_sim.base_env import GripperTaskEnv
 from inril_sim.rotations import wxyz_to_xyzw
@@ -129,9 +129,7 @@ class SimBridge(Node):
             "republish_s", 1.0,
             describe("lockstep mode: publish an observation once more when no command answered it for this long "
                      "(wall s); 0 = never", float_range=(0.0, 60.0))).value
-        heartbeat_hz = self.declare_parameter(
-            "heartbeat_hz", 5.0,
-            describe("rate of /inril/heartbeat (Hz, steady clock); 0 = none", float_range=(0.0, 100.0))).value
+        heartbeat_hz = declare_heartbeat_hz(self)
 
         if self.mode not in MODES:
             raise ValueError(f"parameter mode={self.mode!r} is not a mode: use one of {', '.join(MODES)}")

@@ -176,7 +176,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child between fork and exec only calls it
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: the kernel sends it SIGTERM when the supervisor dies, however it dies."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -378,7 +378,7 @@ class Supervisor:
             out.flush()
             # own session: a terminal's Ctrl-C reaches only the supervisor, which stops the nodes in order
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=dict(os.environ), start_new_session=True, preexec_fn=_die_with_parent)
+                                    env=dict(os.environ), start_new_session=True, preexec_fn=die_with_parent)
         self._children.append(_Child(spec, proc, log))
 
     # -- watch
