@@ -37,6 +37,52 @@ class DemoSplit:
         return self.obs[idx], self.chunks[idx]
 
 
+class SuccessBuffer:
+    """(observation, chunk) pairs of the policy's own successful episodes, newest ``capacity`` kept.
+
+    Why: with a handful of demos the pre-trained policy fails where the demos never went (Lift with 6 demos closes
+    its gripper beside the cube). Sparse-reward PPO finds the fix slowly; the successes the policy already has at
+    those start states are direct evidence of what works there. Imitating them next to the demos (self-imitation,
+    filtered to successes as in SERL's and LeRobot's "keep the good episodes" workflows) widens the data IL pulls
+    towards. Stored normalised, as DemoSplit, so IL samples both alike.
+    """
+
+    def __init__(self, obs_dim: int, horizon: int, act_dim: int, capacity: int, device) -> None:
+        if capacity < 0:
+            raise ValueError(f"il.success_capacity must be >= 0 (0 = off); got {capacity}")
+        self.capacity = capacity
+        self.obs = torch.zeros(0, obs_dim, device=device)
+        self.chunks = torch.zeros(0, horizon, act_dim, device=device)
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+    def add(self, obs: torch.Tensor, chunks: torch.Tensor) -> None:
+        """Append one successful episode's pairs (normalised obs (n, obs_dim), chunks (n, H, A) in [-1, 1])."""
+        if self.capacity == 0:
+            return
+        self.obs = torch.cat([self.obs, obs.to(self.obs)])[-self.capacity:]
+        self.chunks = torch.cat([self.chunks, chunks.to(self.chunks).clamp(-1.0, 1.0)])[-self.capacity:]
+
+    def state_dict(self) -> dict:
+        return {"obs": self.obs.cpu(), "chunks": self.chunks.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.obs, self.chunks = state["obs"].to(self.obs), state["chunks"].to(self.chunks)
+
+
+def sample_union(demos: DemoSplit, successes: SuccessBuffer, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch drawn uniformly from the demos and the success pairs together (with no successes: exactly
+    DemoSplit.sample, the same random draw)."""
+    n_demos = len(demos)
+    idx = torch.randint(0, n_demos + len(successes), (batch_size,))
+    from_demos = idx < n_demos
+    if from_demos.all():
+        return demos.obs[idx], demos.chunks[idx]
+    d, s = idx[from_demos], idx[~from_demos] - n_demos
+    return (torch.cat([demos.obs[d], successes.obs[s]]), torch.cat([demos.chunks[d], successes.chunks[s]]))
+
+
 @torch.no_grad()
 def fixed_noise_loss(policy, split: DemoSplit, k_max: int | None = None, max_samples: int = 2048) -> float:
     """Denoising loss on (the first `max_samples` of) `split` at fixed noise draws, so that successive values are

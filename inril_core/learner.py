@@ -15,20 +15,35 @@ import math
 import torch
 
 from inril_core.agent import NonFiniteError
-from inril_core.buffers import DemoSplit, fixed_noise_loss
+from inril_core.buffers import DemoSplit, SuccessBuffer, fixed_noise_loss, sample_union
 from inril_core.interleave import InterleaveSchedule
 from inril_core.rl.dppo import DPPO, Rollout
 from inril_core.separation import assign_flat_grad, flat_grad, pcgrad_project
 
 
 class ImitationUpdater:
-    """IL steps on the fine-tuned denoiser with their own Adam (own lr), optionally gradient-projected."""
+    """IL steps on the fine-tuned denoiser with their own Adam (own lr), optionally gradient-projected.
+
+    IL data are the demos plus, when ``success_capacity`` > 0, the policy's own successful episodes
+    (``add_success``; SuccessBuffer says why). The held-out loss is always measured on held-out demos only.
+    """
 
     def __init__(self, algo: DPPO, demos: DemoSplit, holdout: DemoSplit, lr: float, batch_size: int,
-                 separation: str, k_max: int | None) -> None:
+                 separation: str, k_max: int | None, success_capacity: int = 0) -> None:
         self.algo, self.demos, self.holdout = algo, demos, holdout
         self.batch_size, self.separation, self.k_max = batch_size, separation, k_max
         self.optimizer = torch.optim.Adam(algo.actor_parameters(), lr=lr)
+        spec = algo.agent.spec
+        self.successes = SuccessBuffer(spec["obs_dim"], spec["horizon"], spec["act_dim"], success_capacity,
+                                       demos.obs.device)
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """An IL batch: demos and successes alike."""
+        return sample_union(self.demos, self.successes, batch_size)
+
+    def add_success(self, obs: torch.Tensor, chunks: torch.Tensor) -> None:
+        """One successful on-policy episode's (normalised obs, chunk) pairs join the IL data (if enabled)."""
+        self.successes.add(obs, chunks)
 
     def il_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
         return self.algo.policy.denoising_loss(obs, chunks, k_max=self.k_max)
@@ -43,7 +58,7 @@ class ImitationUpdater:
         reference = self.algo.last_actor_grad
         rhos, fired, losses = [], 0, []
         for _ in range(steps):
-            obs, chunks = self.demos.sample(self.batch_size)
+            obs, chunks = self.sample(self.batch_size)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.il_loss(obs, chunks)
             if not torch.isfinite(loss):
@@ -65,10 +80,12 @@ class ImitationUpdater:
         }
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
+        return {"optimizer": self.optimizer.state_dict(), "successes": self.successes.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        if "successes" in state:  # checkpoints written before the success buffer existed have none
+            self.successes.load_state_dict(state["successes"])
 
 
 class Learner:
@@ -81,7 +98,7 @@ class Learner:
     def _bc_loss(self) -> torch.Tensor | None:
         if self.bc_lambda <= 0:
             return None
-        obs, chunks = self.imitation.demos.sample(self.bc_batch_size)
+        obs, chunks = self.imitation.sample(self.bc_batch_size)
         return self.bc_lambda * self.imitation.il_loss(obs, chunks)
 
     def update(self, rollout: Rollout, epochs: int, train_actor: bool, target_kl: float) -> tuple[dict, list[dict]]:

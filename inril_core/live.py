@@ -307,6 +307,7 @@ class LiveLearner:
         train_actor = self.version >= c.critic_warmup_iters
         try:
             rollout = episodes_to_rollout(episodes, self.algo)
+            self._add_successes(episodes)
             metrics, injections = self.learner.update(rollout, c.update_epochs, train_actor, c.target_kl)
             self._check_finite_weights()
         except NonFiniteError:
@@ -328,6 +329,14 @@ class LiveLearner:
             "heldout_il_loss": self.learner.imitation.heldout_loss(),
             "update_s": time.perf_counter() - start, **self.counts(),
         }
+
+    def _add_successes(self, episodes: Sequence[LiveEpisode]) -> None:
+        """Successful episodes join the IL data (a no-op unless il.success_capacity > 0), as in FineTuneRun."""
+        for e in episodes:
+            if e.outcome == "success":
+                obs = self.agent.obs_tensor(np.stack([t.obs for t in e.records]))
+                chunks = torch.as_tensor(np.stack([t.chain[-1] for t in e.records]), dtype=torch.float32)
+                self.learner.imitation.add_success(obs, chunks)
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         """Everything the checkpoint's weights file holds: the agent (deployable policy) and DPPO's frozen base

@@ -152,7 +152,8 @@ def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str) -> Learne
     schedule = InterleaveSchedule(interleave_m(cfg), cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
                                   cfg.interleave.m_max)
     imitation = ImitationUpdater(algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
-                                 k_max=None if cfg.il.denoising_steps == "all" else cfg.rl.ft_denoising_steps)
+                                 k_max=None if cfg.il.denoising_steps == "all" else cfg.rl.ft_denoising_steps,
+                                 success_capacity=int(cfg.il.success_capacity))
     return Learner(algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
                    cfg.il.steps_per_injection)
 
@@ -211,9 +212,12 @@ class FineTuneRun:
         obs, _ = self.envs.reset(seed=[int(cfg.seed) * 1_000_000 + self.iteration * 1000 + i for i in range(E)])
         obs_t, chains, rewards, dones = [], [], [], []
         finished: list[bool] = []
+        episode_pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(E)]
         for _ in range(self.n_chunk_steps):
             o = self.agent.obs_tensor(obs)
             chunk, chain = self.algo.explore(o)
+            for i in range(E):
+                episode_pairs[i].append((o[i], chunk[i]))
             obs, reward, terminated, truncated, info = self.envs.step(self.agent.to_env_actions(chunk))
             reward = reward.astype(np.float64)
             ended = terminated | truncated
@@ -224,6 +228,10 @@ class FineTuneRun:
                 reward[timed_out] += cfg.rl.gamma * self.algo.values(self.agent.obs_tensor(final)).cpu().numpy()
             for i in np.nonzero(ended)[0]:
                 finished.append(bool(success[i]))
+                if success[i]:
+                    pair_obs, pair_chunks = zip(*episode_pairs[i])
+                    self.learner.imitation.add_success(torch.stack(pair_obs), torch.stack(pair_chunks))
+                episode_pairs[i] = []
             self.env_steps += int(steps.sum())
             obs_t.append(o)
             chains.append(chain)

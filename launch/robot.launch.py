@@ -9,11 +9,11 @@ Kilted; on Jazzy run ``ros2 lifecycle set``). A critical node's exit shuts the w
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, Shutdown
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
 
 from inril_ros.graph import load_graph
+from inril_ros.launch_nodes import node_actions
 
 GRAPH = Path(__file__).resolve().parents[1] / "config" / "graph.yaml"  # share/inril/config or the source tree
 PROFILE = "robot"
@@ -37,9 +37,4 @@ def generate_launch_description() -> LaunchDescription:
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("dds_profile")),
     ]
     parameters = {name: LaunchConfiguration(name) for name, *_ in ARGUMENTS}
-    for spec in graph.nodes_for(PROFILE):
-        node = spec.launch_kwargs(profile, parameters)
-        if spec.critical:
-            node["on_exit"] = Shutdown(reason=f"critical node {spec.name} exited")
-        entities.append(LifecycleNode(autostart=True, **node) if spec.lifecycle else Node(**node))
-    return LaunchDescription(entities)
+    return LaunchDescription(entities + node_actions(graph, PROFILE, parameters))

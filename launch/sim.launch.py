@@ -9,11 +9,11 @@ whole launch down, as ``inril sim`` does.
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, Shutdown
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
 
 from inril_ros.graph import load_graph
+from inril_ros.launch_nodes import node_actions
 
 # share/inril/launch/ -> share/inril/config/graph.yaml once installed; <repo>/config/graph.yaml from the source
 # tree (a --symlink-install link resolves there too)
@@ -38,9 +38,4 @@ def generate_launch_description() -> LaunchDescription:
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"),  # the sim graph never leaves the host
     ]
     parameters = {name: LaunchConfiguration(name) for name, *_ in ARGUMENTS}
-    for spec in graph.nodes_for(PROFILE):
-        node = spec.launch_kwargs(profile, parameters)
-        if spec.critical:
-            node["on_exit"] = Shutdown(reason=f"critical node {spec.name} exited")
-        entities.append(LifecycleNode(autostart=True, **node) if spec.lifecycle else Node(**node))
-    return LaunchDescription(entities)
+    return LaunchDescription(entities + node_actions(graph, PROFILE, parameters))

@@ -85,16 +85,18 @@ def test_robot_launch_remaps_franka_state_and_starts_no_sim(launch_api: None) ->
     assert all(not n.kwargs["remappings"] for n in of_type(generate("sim"), launch_standin.Node))
 
 
-@pytest.mark.parametrize("profile, sim_time, default_mode", [("sim", True, "lockstep"), ("robot", False, "realtime")])
+@pytest.mark.parametrize("profile, sim_time, default_mode, state_qos", [("sim", True, "lockstep", "reliable"),
+                                                                         ("robot", False, "realtime", "best_effort")])
 def test_launch_arguments_reach_every_node_as_parameters(launch_api: None, profile: str, sim_time: bool,
-                                                         default_mode: str) -> None:
+                                                         default_mode: str, state_qos: str) -> None:
     description = generate(profile)
     declared = declared_defaults(description)
     args = {"task": "can", "run_dir": "/data/run7"}
     for node in of_type(description, launch_standin.Node):
         params_file, values = resolve(node.kwargs["parameters"], args, declared)
         assert Path(params_file).is_file()
-        assert values == {"use_sim_time": sim_time, "task": "can", "run_dir": "/data/run7", "mode": default_mode}
+        assert values == {"use_sim_time": sim_time, "robot_state_qos": state_qos, "task": "can", "run_dir": "/data/run7",
+                          "mode": default_mode}
 
 
 @pytest.mark.parametrize("profile", ["sim", "robot"])

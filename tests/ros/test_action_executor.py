@@ -26,13 +26,13 @@ TIMEOUT = 20.0
 class Bench:
     """The executor plus a driver node standing in for the sim (poses), the policy server and the safety monitor."""
 
-    def __init__(self, context, run_dir, **params) -> None:
+    def __init__(self, context, run_dir, eef_qos=ifc.LATEST, **params) -> None:
         values = {"task": "lift", "control_rate_hz": 1.0 / DT, "run_dir": str(run_dir), **params}
         self.executor_node = ActionExecutor(context=context,
                                             parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
         self.run_dir = run_dir
         self.driver = rclpy.create_node("driver", context=context)
-        self.eef_pub = self.driver.create_publisher(PoseStamped, ifc.EEF_POSE, ifc.LATEST)
+        self.eef_pub = self.driver.create_publisher(PoseStamped, ifc.EEF_POSE, eef_qos)
         self.chunk_pub = self.driver.create_publisher(JointTrajectory, ifc.ACTION_CHUNK, ifc.LATEST)
         self.estop_pub = self.driver.create_publisher(Bool, ifc.ESTOP, ifc.LATCHED)
         self.commands: list[tuple[float, np.ndarray]] = []
@@ -106,6 +106,45 @@ def test_lockstep_sends_the_due_point_for_each_observation(make_bench) -> None:
     with (bench.run_dir / "executor.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["k"]) for r in rows] == [0, 1, 2, 3] and all(r["held"] == "0" for r in rows)
+
+
+def test_robot_profile_reads_a_best_effort_pose_driver(make_bench) -> None:
+    """franka_ros2 publishes current_pose best effort: with the robot profile's robot_state_qos the executor
+    matches it and commands from it."""
+    bench = make_bench(mode="lockstep", eef_qos=ifc.LATEST_BEST_EFFORT, robot_state_qos="best_effort")
+    bench.chunk(chunk_actions(), T0)
+    bench.observe(T0)
+    assert bench.spin_until(lambda: len(bench.commands) == 1)
+
+
+def test_reliable_reader_does_not_match_a_best_effort_driver(ros_context, tmp_path) -> None:
+    """Why the robot profile needs best_effort: the sim's reliable reader never hears a best-effort pose."""
+    node = ActionExecutor(context=ros_context, parameter_overrides=[
+        Parameter("task", value="lift"), Parameter("run_dir", value=str(tmp_path)),
+        Parameter("robot_state_qos", value="reliable")])
+    driver = rclpy.create_node("franka_stand_in", context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    try:
+        executor.add_node(node)
+        executor.add_node(driver)
+        best_effort = driver.create_publisher(PoseStamped, ifc.EEF_POSE, ifc.LATEST_BEST_EFFORT)
+        reliable = driver.create_publisher(PoseStamped, "/inril/robot/eef_pose_reliable_probe", ifc.LATEST)
+        node.create_subscription(PoseStamped, "/inril/robot/eef_pose_reliable_probe", lambda _: None, ifc.LATEST)
+        # discovery has happened once the probe pair matched; the best-effort pair stays unmatched
+        assert spin_until(executor, lambda: reliable.get_subscription_count() > 0, TIMEOUT)
+        spin_until(executor, lambda: False, 0.5)
+        assert best_effort.get_subscription_count() == 0
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        driver.destroy_node()
+
+
+def test_unknown_robot_state_qos_is_refused_naming_the_choices(ros_context, tmp_path) -> None:
+    with pytest.raises(ValueError, match="best_effort"):
+        ActionExecutor(context=ros_context, parameter_overrides=[
+            Parameter("task", value="lift"), Parameter("run_dir", value=str(tmp_path)),
+            Parameter("robot_state_qos", value="fast")])
 
 
 def test_estop_stops_commands_within_one_period(make_bench) -> None:

@@ -21,6 +21,9 @@ def test_repository_graph_runs_all_seven_nodes_in_sim_and_all_but_the_sim_on_the
     assert [n.name for n in graph.nodes_for("robot")] == [n for n in NODES if n != "sim_bridge"]
     assert {n.name for n in graph.nodes if n.lifecycle} == {"policy_server", "learner"}
     assert graph.profile("sim").use_sim_time and not graph.profile("robot").use_sim_time
+    # franka's current_pose is best effort; sim_bridge's state is reliable (lock-step must not lose one)
+    assert graph.profile("robot").robot_state_qos == "best_effort"
+    assert graph.profile("sim").robot_state_qos == "reliable"
     assert {n.executable for n in graph.nodes} == declared_executables()
 
 
@@ -80,6 +83,8 @@ BROKEN = {
                                "the graph starts only inril_ros nodes"),
     "missing dds profile": (lambda d: d["profiles"]["sim"].update(dds_profile="config/dds/none.xml"),
                             "profiles.sim.dds_profile"),
+    "unknown robot state qos": (lambda d: d["profiles"]["robot"].update(robot_state_qos="best-effort"),
+                                "profiles.robot.robot_state_qos must be one of ['best_effort', 'reliable']"),
 }
 
 

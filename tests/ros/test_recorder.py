@@ -14,6 +14,7 @@ from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
@@ -21,7 +22,7 @@ from trajectory_msgs.msg import JointTrajectory
 from inril_core.episodes.store import EpisodeStore
 from inril_ros import interfaces
 from inril_ros.convert import actions_to_trajectory, joint_state, json_msg, pose_array, pose_stamped
-from inril_ros.recorder import Recorder, bag_segments, build_episode, read_bag
+from inril_ros.recorder import Recorder, bag_segments, build_episode, read_bag, topic_qos
 from inril_sim.layout import flat_observation
 from inril_sim.rotations import xyzw_to_wxyz
 from ros_helpers import spin_until, stop_process
@@ -334,3 +335,11 @@ def test_params_file_configures_the_node(ros_context, tmp_path) -> None:
 def test_recorder_without_run_dir_refuses_to_start(ros_context) -> None:
     with pytest.raises(ValueError, match="run_dir is empty"):
         Recorder(context=ros_context)
+
+
+def test_robot_state_is_recorded_best_effort_on_the_robot_profile() -> None:
+    """A reliable recorder would never match franka's best-effort pose: robot state follows robot_state_qos."""
+    for topic in interfaces.ROBOT_STATE_TOPICS:
+        assert topic_qos(topic, robot_state_best_effort=True).reliability == ReliabilityPolicy.BEST_EFFORT
+        assert topic_qos(topic).reliability == ReliabilityPolicy.RELIABLE
+    assert topic_qos(interfaces.OBJECT_POSES, robot_state_best_effort=True).reliability == ReliabilityPolicy.RELIABLE

@@ -147,7 +147,8 @@ def write_graph(root: Path, nodes: list[dict], params: dict[str, dict] | None = 
         values = {"heartbeat_hz": 5.0, **(params or {}).get(node["name"], {})}
         (root / "config" / "nodes" / f"{node['name']}.yaml").write_text(
             yaml.safe_dump({f"/inril/{node['name']}": {"ros__parameters": values}}))
-    graph = {"profiles": {"sim": {"use_sim_time": False, "dds_profile": str(REPO / "config/dds/fastdds_inril.xml")}},
+    graph = {"profiles": {"sim": {"use_sim_time": False, "dds_profile": str(REPO / "config/dds/fastdds_inril.xml"),
+                                  "robot_state_qos": "reliable"}},
              "nodes": nodes}
     path = root / "config" / "graph.yaml"
     path.write_text(yaml.safe_dump(graph, sort_keys=False))

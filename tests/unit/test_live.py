@@ -184,6 +184,17 @@ def test_update_moves_the_actor_and_makes_the_next_version(live):
     assert -1.0 <= metrics["rho_mean"] <= 1.0 and 0.0 <= metrics["projected_fraction"] <= 1.0
 
 
+@pytest.mark.parametrize("capacity, expected", [(0, 0), (100, 3)])
+def test_successful_episodes_join_the_il_data_when_enabled(root, tmp_path, capacity, expected):
+    live = make_live(root, tmp_path / "learner", f"il.success_capacity={capacity}")
+    two_episodes(live)  # one success of 3 chunks, one time-out
+    live.update()
+    successes = live.learner.imitation.successes
+    assert len(successes) == expected
+    if expected:
+        assert successes.chunks.abs().max() <= 1.0
+
+
 def test_save_then_restore_gives_the_same_version_weights_and_optimiser_state(live, root, tmp_path):
     two_episodes(live)
     live.update()

@@ -21,7 +21,15 @@ from trajectory_msgs.msg import JointTrajectory
 from inril_core.safety import filter_action, hold_action, load_limits
 from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, pose_to_arrays, trajectory_to_actions, stamp_ns
-from inril_ros.runtime import CsvLog, declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
+from inril_ros.runtime import (
+    CsvLog,
+    declare_heartbeat_hz,
+    declare_robot_state_qos,
+    describe,
+    run_node,
+    start_heartbeat,
+    steady_clock,
+)
 
 MODES = ("lockstep", "realtime")
 
@@ -53,7 +61,7 @@ class ActionExecutor(Node):
         self._command_pub = self.create_publisher(JointTrajectory, ifc.COMMAND, ifc.LATEST)
         self._heartbeat = start_heartbeat(self, get("heartbeat_hz"))
         self.create_subscription(JointTrajectory, ifc.ACTION_CHUNK, self._on_chunk, ifc.LATEST)
-        self.create_subscription(PoseStamped, ifc.EEF_POSE, self._on_eef, ifc.LATEST)
+        self.create_subscription(PoseStamped, ifc.EEF_POSE, self._on_eef, declare_robot_state_qos(self))
         self.create_subscription(Bool, ifc.ESTOP, self._on_estop, ifc.LATCHED)
         if self._mode == "realtime":
             # steady clock: with use_sim_time the node clock stands still while the sim waits

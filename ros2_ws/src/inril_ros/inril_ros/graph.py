@@ -22,7 +22,7 @@ from inril_ros import interfaces
 
 PACKAGE = "inril_ros"
 NODE_KEYS = {"name", "package", "executable", "namespace", "params", "lifecycle", "critical", "profiles", "remaps"}
-PROFILE_KEYS = {"use_sim_time", "dds_profile"}
+PROFILE_KEYS = {"use_sim_time", "dds_profile", "robot_state_qos"}
 
 
 class GraphError(ValueError):
@@ -36,6 +36,11 @@ class Profile:
     name: str
     use_sim_time: bool
     dds_profile: Path  # Fast DDS XML, set as FASTDDS_DEFAULT_PROFILES_FILE for every node
+    robot_state_qos: str  # reader QoS of the robot state topics (interfaces.ROBOT_STATE_QOS)
+
+    def node_parameters(self) -> dict[str, Any]:
+        """Parameters the profile gives every node (a node ignores one it does not declare)."""
+        return {"use_sim_time": self.use_sim_time, "robot_state_qos": self.robot_state_qos}
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,15 @@ class NodeSpec:
     def launch_kwargs(self, profile: Profile, parameters: dict[str, Any]) -> dict[str, Any]:
         """Keyword arguments of launch_ros ``Node``/``LifecycleNode``: the params file, then ``parameters`` on top.
 
-        ``parameters`` may hold launch substitutions (LaunchConfiguration); use_sim_time comes from the profile.
+        ``parameters`` may hold launch substitutions (LaunchConfiguration); the profile's node parameters
+        (use_sim_time, robot_state_qos) come first.
         """
         return {
             "package": self.package,
             "executable": self.executable,
             "name": self.name,
             "namespace": self.namespace,
-            "parameters": [str(self.params_file), {"use_sim_time": profile.use_sim_time, **parameters}],
+            "parameters": [str(self.params_file), {**profile.node_parameters(), **parameters}],
             "remappings": self.remappings(profile.name),
             "output": "screen",
         }
@@ -171,8 +177,12 @@ def _profiles(path: Path, root: Path, data: Any) -> dict[str, Profile]:
             raise GraphError(f"{where} must have exactly the keys {sorted(PROFILE_KEYS)}, found {found}")
         if not isinstance(settings["use_sim_time"], bool):
             raise GraphError(f"{where}.use_sim_time must be true or false, got {settings['use_sim_time']!r}")
+        if settings["robot_state_qos"] not in interfaces.ROBOT_STATE_QOS:
+            raise GraphError(f"{where}.robot_state_qos must be one of {sorted(interfaces.ROBOT_STATE_QOS)}, got "
+                             f"{settings['robot_state_qos']!r}")
         dds = _existing_file(root, settings["dds_profile"], f"{where}.dds_profile")
-        profiles[name] = Profile(name=name, use_sim_time=settings["use_sim_time"], dds_profile=dds)
+        profiles[name] = Profile(name=name, use_sim_time=settings["use_sim_time"], dds_profile=dds,
+                                 robot_state_qos=settings["robot_state_qos"])
     return profiles
 
 

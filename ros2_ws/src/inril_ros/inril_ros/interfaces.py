@@ -83,3 +83,19 @@ EPISODE_RECORDS_LIVE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIA
                                   durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
 # Camera images: best effort, as realsense2_camera subscribers use; a dropped frame is replaced by the next one.
 SENSOR = qos_profile_sensor_data
+
+# Robot state (joint states, end-effector pose, gripper) as a reader takes it, per graph profile (``robot_state_qos``
+# in config/graph.yaml). sim_bridge publishes it reliably and lock-step must never lose an observation, so the sim
+# reads it reliably; franka_ros2 publishes current_pose best effort, which a reliable reader never matches (DDS
+# request/offer), so on the robot the readers ask for best effort, which matches either kind of writer.
+ROBOT_STATE_TOPICS = (JOINT_STATES, EEF_POSE, GRIPPER_STATE)
+LATEST_BEST_EFFORT = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                                durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+ROBOT_STATE_QOS = {"reliable": LATEST, "best_effort": LATEST_BEST_EFFORT}
+
+
+def robot_state_qos(name: str) -> QoSProfile:
+    """The reader QoS called ``name`` (a key of ROBOT_STATE_QOS); an unknown name raises, naming the valid ones."""
+    if name not in ROBOT_STATE_QOS:
+        raise ValueError(f"robot_state_qos must be one of {sorted(ROBOT_STATE_QOS)}, got {name!r}")
+    return ROBOT_STATE_QOS[name]

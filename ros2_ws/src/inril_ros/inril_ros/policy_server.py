@@ -43,7 +43,15 @@ from inril_core.config import load_config, resolve_device
 from inril_core.rl.dppo import DPPO
 from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, json_msg, json_payload, pose_to_arrays, stamp_ns
-from inril_ros.runtime import CsvLog, Heartbeat, declare_heartbeat_hz, describe, run_node, start_heartbeat
+from inril_ros.runtime import (
+    CsvLog,
+    Heartbeat,
+    declare_heartbeat_hz,
+    declare_robot_state_qos,
+    describe,
+     run_node,
+    start_heartbeat,
+)
 from inril_sim.layout import flat_observation, obs_layout
 from inril_sim.rotations import xyzw_to_wxyz
 
@@ -130,6 +138,7 @@ class PolicyServer(LifecycleNode):
         self.declare_parameter("run_dir", "", describe(
             "folder for policy_latency.csv and policy_versions.csv; empty = no files"))
         declare_heartbeat_hz(self, " once configured")
+        self._state_qos = declare_robot_state_qos(self)
         self.declare_parameter("autostart", False, describe(
             "configure and activate at start (no lifecycle manager, e.g. `inril sim`); a failed configure exits"))
 
@@ -248,8 +257,8 @@ class PolicyServer(LifecycleNode):
         self._transition_pub = self.create_lifecycle_publisher(UInt8MultiArray, ifc.TRANSITIONS, ifc.STREAM)
         self._lifecycle_pubs = [self._chunk_pub, self._version_pub, self._transition_pub]
         self._subs = [
-            self.create_subscription(PoseStamped, ifc.EEF_POSE, self._on_eef, ifc.LATEST),
-            self.create_subscription(JointState, ifc.GRIPPER_STATE, self._on_gripper, ifc.LATEST),
+            self.create_subscription(PoseStamped, ifc.EEF_POSE, self._on_eef, self._state_qos),
+            self.create_subscription(JointState, ifc.GRIPPER_STATE, self._on_gripper, self._state_qos),
             self.create_subscription(PoseArray, ifc.OBJECT_POSES, self._on_objects, ifc.LATEST),
             self.create_subscription(String, ifc.EPISODE, self._on_episode, ifc.EPISODE_RECORDS),
             self.create_subscription(String, ifc.CHECKPOINT, self._on_checkpoint, ifc.LATCHED),

@@ -61,7 +61,15 @@ from inril_sim.layout import flat_observation
 from inril_sim.rotations import xyzw_to_wxyz
 from inril_ros import interfaces
 from inril_ros.convert import MessageError, json_payload, pose_to_arrays, trajectory_to_actions, stamp_ns
-from inril_ros.runtime import CsvLog, declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
+from inril_ros.runtime import (
+    CsvLog,
+    declare_heartbeat_hz,
+    declare_robot_state_qos,
+    describe,
+     run_node,
+    start_heartbeat,
+    steady_clock,
+)
 
 NODE_NAME = "recorder"
 SEGMENT_PREFIX = "segment_"
@@ -114,15 +122,22 @@ def topic_type(topic: str) -> str:
                      "/camera/<name>/color/{image_raw,camera_info}, or add the topic to recorder.TOPIC_TYPES")
 
 
-def topic_qos(topic: str) -> QoSProfile:
+RECORD_QOS_BEST_EFFORT = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT,
+                                    durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+
+
+def topic_qos(topic: str, robot_state_best_effort: bool = False) -> QoSProfile:
     """Episode records from a deep volatile queue (module docstring), the other latched topics transient-local (a bag
-    starts with their state), cameras best effort, the rest reliable."""
+    starts with their state), cameras best effort, robot state as the profile reads it (interfaces.robot_state_qos),
+    the rest reliable."""
     if topic == interfaces.EPISODE:
         return interfaces.EPISODE_RECORDS_LIVE
     if topic in LATCHED_TOPICS:
         return interfaces.LATCHED
     if _CAMERA.match(topic):
         return interfaces.SENSOR
+    if robot_state_best_effort and topic in interfaces.ROBOT_STATE_TOPICS:
+        return RECORD_QOS_BEST_EFFORT
     return RECORD_QOS
 
 
@@ -248,6 +263,7 @@ class Recorder(Node):
         super().__init__(NODE_NAME, **kwargs)
         declare = self.declare_parameter
         heartbeat_hz = declare_heartbeat_hz(self)
+        state_best_effort = declare_robot_state_qos(self) is interfaces.LATEST_BEST_EFFORT
         topics = declare("topics", DEFAULT_TOPICS, describe(
             "topics to record (types from recorder.TOPIC_TYPES; /inril/episode is always recorded)")).value
         run_dir = declare("run_dir", "", describe(
@@ -295,7 +311,8 @@ class Recorder(Node):
 
         for topic, type_name in types.items():
             self.create_subscription(message_class(type_name), topic,
-                                     lambda raw, topic=topic: self._on_message(topic, raw), topic_qos(topic), raw=True)
+                                     lambda raw, topic=topic: self._on_message(topic, raw),
+                                     topic_qos(topic, state_best_effort), raw=True)
         self._current_sub = self.create_subscription(String, interfaces.EPISODE, self._on_current_record,
                                                      interfaces.LATCHED, raw=True)
         self.create_timer(0.1, self._on_tick, clock=self._steady)

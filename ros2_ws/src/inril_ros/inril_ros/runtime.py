@@ -25,6 +25,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
+from rclpy.qos import QoSProfile
 from rclpy.timer import Timer
 from std_msgs.msg import Header
 
@@ -87,6 +88,15 @@ def declare_heartbeat_hz(node: Node, when: str = "") -> float:
     """Declare the ``heartbeat_hz`` parameter every node has (one description, one range) and return its value."""
     return node.declare_parameter("heartbeat_hz", 5.0, describe(
         f"rate of /inril/heartbeat (Hz, steady clock){when}; 0 = none", float_range=(0.0, 100.0))).value
+
+
+def declare_robot_state_qos(node: Node) -> QoSProfile:
+    """Declare ``robot_state_qos`` (set per graph profile: reliable in sim, best_effort on the robot) and return the
+    reader QoS for the robot state topics (interfaces.robot_state_qos says why the two differ)."""
+    name = node.declare_parameter("robot_state_qos", "reliable", describe(
+        "reader QoS of joint states, eef pose and gripper: reliable (sim_bridge) | best_effort (franka_ros2's "
+        "current_pose is best effort; set by the graph profile)")).value
+    return interfaces.robot_state_qos(name)
 
 
 def start_heartbeat(node: Node, rate_hz: float, name: str | None = None) -> Heartbeat | None:

@@ -289,7 +289,7 @@ class Supervisor:
         self.profile = graph.profile(profile)
         self.specs = graph.nodes_for(profile)
         self.run_dir = Path(run_dir).resolve()
-        self.parameters = {"use_sim_time": self.profile.use_sim_time, "run_dir": str(self.run_dir),
+        self.parameters = {**self.profile.node_parameters(), "run_dir": str(self.run_dir),
                            **(parameters or {})}
         unknown = set(node_overrides or {}) - {s.name for s in self.specs}
         if unknown:
