@@ -212,12 +212,14 @@ class FineTuneRun:
         obs, _ = self.envs.reset(seed=[int(cfg.seed) * 1_000_000 + self.iteration * 1000 + i for i in range(E)])
         obs_t, chains, rewards, dones = [], [], [], []
         finished: list[bool] = []
+        keep_successes = self.learner.imitation.successes.capacity > 0  # else no per-env bookkeeping
         episode_pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(E)]
         for _ in range(self.n_chunk_steps):
             o = self.agent.obs_tensor(obs)
             chunk, chain = self.algo.explore(o)
-            for i in range(E):
-                episode_pairs[i].append((o[i], chunk[i]))
+            if keep_successes:
+                for i in range(E):
+                    episode_pairs[i].append((o[i], chunk[i]))
             obs, reward, terminated, truncated, info = self.envs.step(self.agent.to_env_actions(chunk))
             reward = reward.astype(np.float64)
             ended = terminated | truncated
@@ -228,7 +230,7 @@ class FineTuneRun:
                 reward[timed_out] += cfg.rl.gamma * self.algo.values(self.agent.obs_tensor(final)).cpu().numpy()
             for i in np.nonzero(ended)[0]:
                 finished.append(bool(success[i]))
-                if success[i]:
+                if keep_successes and success[i]:
                     pair_obs, pair_chunks = zip(*episode_pairs[i])
                     self.learner.imitation.add_success(torch.stack(pair_obs), torch.stack(pair_chunks))
                 episode_pairs[i] = []

@@ -340,6 +340,6 @@ def test_recorder_without_run_dir_refuses_to_start(ros_context) -> None:
 def test_robot_state_is_recorded_best_effort_on_the_robot_profile() -> None:
     """A reliable recorder would never match franka's best-effort pose: robot state follows robot_state_qos."""
     for topic in interfaces.ROBOT_STATE_TOPICS:
-        assert topic_qos(topic, robot_state_best_effort=True).reliability == ReliabilityPolicy.BEST_EFFORT
+        assert topic_qos(topic, interfaces.LATEST_BEST_EFFORT).reliability == ReliabilityPolicy.BEST_EFFORT
         assert topic_qos(topic).reliability == ReliabilityPolicy.RELIABLE
-    assert topic_qos(interfaces.OBJECT_POSES, robot_state_best_effort=True).reliability == ReliabilityPolicy.RELIABLE
+    assert topic_qos(interfaces.OBJECT_POSES, interfaces.LATEST_BEST_EFFORT).reliability == ReliabilityPolicy.RELIABLE

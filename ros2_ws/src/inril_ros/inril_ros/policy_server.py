@@ -49,7 +49,7 @@ from inril_ros.runtime import (
     declare_heartbeat_hz,
     declare_robot_state_qos,
     describe,
-     run_node,
+    run_node,
     start_heartbeat,
 )
 from inril_sim.layout import flat_observation, obs_layout

@@ -66,7 +66,7 @@ from inril_ros.runtime import (
     declare_heartbeat_hz,
     declare_robot_state_qos,
     describe,
-     run_node,
+    run_node,
     start_heartbeat,
     steady_clock,
 )
@@ -122,22 +122,19 @@ def topic_type(topic: str) -> str:
                      "/camera/<name>/color/{image_raw,camera_info}, or add the topic to recorder.TOPIC_TYPES")
 
 
-RECORD_QOS_BEST_EFFORT = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT,
-                                    durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
-
-
-def topic_qos(topic: str, robot_state_best_effort: bool = False) -> QoSProfile:
+def topic_qos(topic: str, robot_state: QoSProfile = interfaces.LATEST) -> QoSProfile:
     """Episode records from a deep volatile queue (module docstring), the other latched topics transient-local (a bag
-    starts with their state), cameras best effort, robot state as the profile reads it (interfaces.robot_state_qos),
-    the rest reliable."""
+    starts with their state), cameras best effort, robot state with the reliability the profile reads it with
+    (``robot_state``, interfaces.robot_state_qos) in RECORD_QOS's deep queue, the rest reliable."""
     if topic == interfaces.EPISODE:
         return interfaces.EPISODE_RECORDS_LIVE
     if topic in LATCHED_TOPICS:
         return interfaces.LATCHED
     if _CAMERA.match(topic):
         return interfaces.SENSOR
-    if robot_state_best_effort and topic in interfaces.ROBOT_STATE_TOPICS:
-        return RECORD_QOS_BEST_EFFORT
+    if topic in interfaces.ROBOT_STATE_TOPICS:
+        return QoSProfile(depth=RECORD_QOS.depth, reliability=robot_state.reliability,
+                          durability=RECORD_QOS.durability, history=RECORD_QOS.history)
     return RECORD_QOS
 
 
@@ -263,7 +260,7 @@ class Recorder(Node):
         super().__init__(NODE_NAME, **kwargs)
         declare = self.declare_parameter
         heartbeat_hz = declare_heartbeat_hz(self)
-        state_best_effort = declare_robot_state_qos(self) is interfaces.LATEST_BEST_EFFORT
+        robot_state = declare_robot_state_qos(self)
         topics = declare("topics", DEFAULT_TOPICS, describe(
             "topics to record (types from recorder.TOPIC_TYPES; /inril/episode is always recorded)")).value
         run_dir = declare("run_dir", "", describe(
@@ -312,7 +309,7 @@ class Recorder(Node):
         for topic, type_name in types.items():
             self.create_subscription(message_class(type_name), topic,
                                      lambda raw, topic=topic: self._on_message(topic, raw),
-                                     topic_qos(topic, state_best_effort), raw=True)
+                                     topic_qos(topic, robot_state), raw=True)
         self._current_sub = self.create_subscription(String, interfaces.EPISODE, self._on_current_record,
                                                      interfaces.LATCHED, raw=True)
         self.create_timer(0.1, self._on_tick, clock=self._steady)
