@@ -89,6 +89,11 @@ class EpisodeAssembler:
         return len(self._ready)
 
     @property
+    def ready_env_steps(self) -> int:
+        """Env steps of the complete episodes waiting."""
+        return sum(e.length for e in self._ready)
+
+    @property
     def n_pending(self) -> int:
         return len(self._pending)
 
@@ -233,10 +238,14 @@ class LiveLearner:
     being replaced that arrive meanwhile are dropped when the update ends (on-policy learning).
     """
 
-    def __init__(self, cfg: DictConfig, agent: DiffusionAgent, episodes_per_update: int) -> None:
+    def __init__(self, cfg: DictConfig, agent: DiffusionAgent, episodes_per_update: int,
+                 env_steps_per_update: int = 0) -> None:
         if episodes_per_update < 1:
             raise ValueError(f"episodes_per_update must be >= 1, got {episodes_per_update}")
+        if env_steps_per_update < 0:
+            raise ValueError(f"env_steps_per_update must be >= 0, got {env_steps_per_update}")
         self.cfg, self.episodes_per_update = cfg, episodes_per_update
+        self.env_steps_per_update = env_steps_per_update
         self.device = resolve_device(cfg.device, cfg.threads)
         seed_everything(cfg.seed)
         self.agent = agent.to(self.device)
@@ -252,7 +261,7 @@ class LiveLearner:
 
     @classmethod
     def open(cls, cfg: DictConfig, run_dir: str | Path, policy_dir: str | Path,
-             episodes_per_update: int) -> "LiveLearner":
+             episodes_per_update: int, env_steps_per_update: int = 0) -> "LiveLearner":
         """Resume from the newest checkpoint in ``run_dir`` (same version, counters, optimiser state), or start
         from the policy in ``policy_dir`` (a pre-training run) when ``run_dir`` has none yet."""
         found = load_latest(run_dir)
@@ -260,7 +269,7 @@ class LiveLearner:
             raise FileNotFoundError(f"{run_dir} has no learner checkpoint yet and no initial policy was given: set "
                                     "policy_dir to a pre-training run dir (inril pretrain)")
         agent = DiffusionAgent.from_tensors(found[1]) if found else load_pretrained_agent(policy_dir, cfg.task)
-        live = cls(cfg, agent, episodes_per_update)
+        live = cls(cfg, agent, episodes_per_update, env_steps_per_update)
         if found:
             live._restore(run_dir, found)
         return live
@@ -278,9 +287,13 @@ class LiveLearner:
             self._assembler.add_outcome(record)
 
     def ready(self) -> bool:
-        """Enough complete on-policy episodes wait for an update."""
+        """Enough complete on-policy episodes wait for an update: at least ``episodes_per_update`` of them, with at
+        least ``env_steps_per_update`` env steps between them. The step floor keeps the batch the size of an offline
+        iteration (16 envs x 300 steps on lift) when episodes get short: 16 successful lift episodes are only ~160
+        chunks, below one PPO minibatch, and updating on them moved the policy on far less data than offline."""
         with self._lock:
-            return self._assembler.n_ready >= self.episodes_per_update
+            a = self._assembler
+            return a.n_ready >= self.episodes_per_update and a.ready_env_steps >= self.env_steps_per_update
 
     def counts(self) -> dict[str, int]:
         """Episodes waiting (complete / pending) and dropped (by reason), records ignored."""

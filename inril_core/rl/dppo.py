@@ -159,7 +159,9 @@ class DPPO:
     def minibatches(self, batch: DPPOBatch, generator: torch.Generator | None = None) -> Iterator[DPPOBatch]:
         order = torch.randperm(len(batch), generator=generator).to(batch.obs.device)
         size = self.cfg.minibatch_size
-        for start in range(0, len(batch) - size // 2, size):  # drop a tail smaller than half a minibatch
+        # drop a tail smaller than half a minibatch, but never the whole batch: a live update on few short
+        # episodes (fewer samples than half a minibatch) still takes its steps on all of them
+        for start in range(0, max(1, len(batch) - size // 2), size):
             yield batch.index(order[start:start + size])
 
     # -------------------------------------------------------------------------------------------- update

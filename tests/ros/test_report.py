@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inril_ros.report import success_windows, write_report
+from inril_ros.report import success_trend, success_windows, write_report
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -79,3 +79,20 @@ def test_empty_and_malformed_files_count_as_no_data(tmp_run_dir: Path) -> None:
     text = write_report(tmp_run_dir).read_text()
     assert "no data (episodes.csv missing or empty)" in text
     assert "policy latency: no data" in text
+
+
+def test_first_and_last_quarter_of_the_episodes_are_compared_with_intervals() -> None:
+    rows = [{"episode": k, "outcome": "success" if k >= 20 or k % 4 == 0 else "timeout"} for k in range(40)]
+    first, last = success_trend(rows)
+    assert first[:4] == (0, 9, 3, 10) and last[:4] == (30, 39, 10, 10)
+    assert first[4][0] < 0.3 < first[4][1] and last[4][0] > 0.6 and last[4][1] == 1.0
+
+
+def test_too_few_episodes_give_no_trend() -> None:
+    assert success_trend([{"episode": k, "outcome": "success"} for k in range(7)]) is None
+
+
+def test_success_is_reported_per_policy_version(full_run: Path) -> None:
+    text = write_report(full_run).read_text()
+    assert "| 0 | 10 | 0.10 |" in text and "| 1 | 10 | 0.60 |" in text and "| 2 | 5 | 1.00 |" in text
+    assert "first quarter of the episodes (0-5): 0.00" in text and "last quarter (19-24): 0.83" in text

@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -184,3 +185,70 @@ def test_params_file_configures_the_node(ros_context) -> None:
         assert monitor.get_parameter("startup_grace_s").value == 30.0
     finally:
         monitor.destroy_node()
+
+
+CAMERA = interfaces.camera_image("wrist")
+
+
+def _image(encoding: str = "rgb8", width: int = 4, height: int = 3, truncate: int = 0) -> Image:
+    bpp = 3 if encoding.startswith(("rgb", "bgr")) else 1
+    data = bytes(width * height * bpp - truncate)
+    return Image(encoding=encoding, width=width, height=height, step=width * bpp, data=data)
+
+
+def _feed_camera(probe: Probe, image: Image, seconds: float) -> None:
+    """Publish ``image`` at 20 Hz for ``seconds`` while spinning."""
+    pub = probe.node.create_publisher(Image, CAMERA, interfaces.SENSOR)
+    timer = probe.node.create_timer(0.05, lambda: pub.publish(image))
+    try:
+        probe.spin_for(seconds)
+    finally:
+        probe.node.destroy_timer(timer)
+        probe.node.destroy_publisher(pub)
+
+
+@pytest.mark.parametrize("bad, problem", [
+    (_image(encoding="bgr8"), "encoding 'bgr8'"),
+    (_image(width=8), "size 8x3"),
+    (_image(truncate=5), "data bytes"),
+])
+def test_camera_sending_only_bad_frames_trips_the_estop_with_the_problem_named(graph, bad, problem) -> None:
+    probe = graph(heartbeat_timeout_s=0.0, chunk_deadline_s=0.0, state_timeout_s=0.0, camera_timeout_s=TIMEOUT_S,
+                  camera_topics=[CAMERA], camera_width=4, camera_height=3)
+    assert probe.wait_estop(False)
+    probe.publish_episode("running")
+    _feed_camera(probe, _image(), 0.5)  # a good frame arms the watchdog
+    assert probe.estop[-1] is False, probe.monitor.cause
+    _feed_camera(probe, bad, TIMEOUT_S + 2.0)
+    assert probe.estop[-1] is True, "a camera sending only refused frames did not trip the e-stop"
+    assert "wrist" in probe.monitor.cause
+    probe.diagnostics.clear()
+    assert spin_until(probe.executor, lambda: bool(probe.diagnostics), 5.0), "no /diagnostics within 5 s"
+    status = {s.name: s for s in probe.diagnostics[-1].status}[f"safety_monitor: stream {CAMERA}"]
+    assert problem in status.message, status.message
+
+
+def test_good_camera_frames_keep_the_estop_clear(graph) -> None:
+    probe = graph(heartbeat_timeout_s=0.0, chunk_deadline_s=0.0, state_timeout_s=0.0, camera_timeout_s=TIMEOUT_S,
+                  camera_topics=[CAMERA], camera_width=4, camera_height=3)
+    assert probe.wait_estop(False)
+    probe.publish_episode("running")
+    _feed_camera(probe, _image(), TIMEOUT_S + 2.0)
+    assert probe.estop[-1] is False, probe.monitor.cause
+
+
+def test_nan_joint_states_do_not_count_as_alive(graph) -> None:
+    probe = graph(heartbeat_timeout_s=0.0, chunk_deadline_s=0.0, state_timeout_s=0.0,
+                  joint_state_timeout_s=TIMEOUT_S)
+    assert probe.wait_estop(False)
+    probe.publish_episode("running")
+    pub = probe.node.create_publisher(JointState, interfaces.JOINT_STATES, interfaces.LATEST)
+    good = JointState(name=["finger"], position=[0.01])
+    bad = JointState(name=["finger"], position=[float("nan")])
+    current = [good]
+    probe.node.create_timer(0.05, lambda: pub.publish(current[0]))
+    probe.spin_for(0.5)
+    assert probe.estop[-1] is False, probe.monitor.cause
+    current[0] = bad
+    assert probe.wait_estop(True, timeout_s=TIMEOUT_S + 5.0), "NaN joint states kept the watchdog fed"
+    assert interfaces.JOINT_STATES in probe.monitor.cause

@@ -133,3 +133,10 @@ def test_minibatches_visit_each_item_at_most_once_dropping_at_most_half_a_miniba
     seen = torch.cat([mb.advantages for mb in algo.minibatches(batch)])
     assert len(set(seen.tolist())) == len(seen)
     assert len(batch) - len(seen) <= algo.cfg.minibatch_size // 2
+
+
+def test_a_batch_smaller_than_half_a_minibatch_is_one_minibatch_of_all_of_it(algo):
+    batch = algo.prepare(toy_run.synthetic_rollout(algo))
+    small = batch.index(torch.arange(algo.cfg.minibatch_size // 2 - 1))
+    (only,) = list(algo.minibatches(small))
+    assert len(only) == len(small)

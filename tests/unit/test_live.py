@@ -184,6 +184,15 @@ def test_update_moves_the_actor_and_makes_the_next_version(live):
     assert -1.0 <= metrics["rho_mean"] <= 1.0 and 0.0 <= metrics["projected_fraction"] <= 1.0
 
 
+def test_update_waits_for_the_env_step_floor_as_well_as_the_episode_count(root, tmp_path):
+    live = LiveLearner.open(toy_run.toy_config(root), tmp_path / "learner", root / "pre", 2,
+                            env_steps_per_update=30)
+    two_episodes(live)  # 2 episodes of 12 env steps each: enough episodes, too few steps
+    assert not live.ready()
+    feed(live, episode_records(live, episode=2, n_chunks=3), "success")
+    assert live.ready()
+
+
 @pytest.mark.parametrize("capacity, expected", [(0, 0), (100, 3)])
 def test_successful_episodes_join_the_il_data_when_enabled(root, tmp_path, capacity, expected):
     live = make_live(root, tmp_path / "learner", f"il.success_capacity={capacity}")

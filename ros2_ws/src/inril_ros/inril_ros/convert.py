@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -108,6 +108,40 @@ def trajectory_to_actions(msg: JointTrajectory) -> tuple[np.ndarray, np.ndarray]
         rows.append([point.positions[j] for j in order])
     offsets = np.array([time_to_s(p.time_from_start) for p in msg.points])
     return np.asarray(rows, dtype=np.float64), offsets
+
+
+# bytes per pixel of the image encodings a camera of the graph may publish (sensor_msgs/image_encodings.hpp)
+IMAGE_BYTES_PER_PIXEL = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 2, "16UC1": 2,
+                         "32FC1": 4}
+
+
+def image_problem(msg: Image, encoding: str, width: int = 0, height: int = 0) -> str | None:
+    """Why ``msg`` is not a usable ``encoding`` image of ``width`` x ``height`` (0 = any), or None when it is.
+
+    Checks what a consumer would trip over: the encoding, the size, and that ``step`` and ``data`` hold exactly
+    ``height`` rows of at least ``width`` pixels (a truncated frame from a driver or a bag)."""
+    if msg.encoding != encoding:
+        return f"encoding {msg.encoding!r}, expected {encoding!r}"
+    if (width and msg.width != width) or (height and msg.height != height):
+        return f"size {msg.width}x{msg.height}, expected {width or msg.width}x{height or msg.height}"
+    row = msg.width * IMAGE_BYTES_PER_PIXEL.get(encoding, 1)
+    if msg.step < row:
+        return f"step {msg.step} is shorter than a row of {msg.width} {encoding} pixels ({row} bytes)"
+    if len(msg.data) != msg.step * msg.height:
+        return f"{len(msg.data)} data bytes, expected step x height = {msg.step * msg.height}"
+    return None
+
+
+def joint_state_problem(msg: JointState) -> str | None:
+    """Why ``msg`` is not a usable joint state (names and positions of different lengths, NaN/Inf), or None."""
+    if len(msg.position) != len(msg.name):
+        return f"{len(msg.name)} joint names but {len(msg.position)} positions"
+    for field in ("position", "velocity", "effort"):
+        values = np.asarray(getattr(msg, field), dtype=np.float64)
+        if not np.isfinite(values).all():
+            bad = [msg.name[i] if i < len(msg.name) else str(i) for i in np.flatnonzero(~np.isfinite(values))]
+            return f"NaN/Inf {field} of {', '.join(bad)}"
+    return None
 
 
 def json_msg(payload: dict) -> String:

@@ -4,7 +4,8 @@ A thin ROS adapter over ``inril_core.live.LiveLearner`` (docs/graph.md, "Transit
 
 - ``/inril/transitions`` records and ``/inril/episode`` outcomes are filed as they come; an episode the learner
   cannot learn from on-policy (lost record, e-stop, acted by another version, NaN) is dropped and counted.
-- Once ``episodes_per_update`` complete episodes wait, one update runs. The new version is saved under
+- Once ``episodes_per_update`` complete episodes with ``env_steps_per_update`` env steps between them wait, one
+  update runs. The new version is saved under
   ``<run_dir>/learner/checkpoints`` (``inril_core.checkpoint``, atomic) and announced, latched, on
   ``/inril/learner/checkpoint`` as ``{"version", "path", "sha256", "env_steps", "updates"}`` (absolute path of the
   weights file; env steps of the episodes learned from; updates = version, one version per update); the metrics
@@ -67,6 +68,9 @@ class LearnerNode(LifecycleNode):
             "run directory: checkpoints, metrics.csv and TensorBoard events go to <run_dir>/learner"))
         self.declare_parameter("episodes_per_update", 16, describe(
             "complete on-policy episodes that start one update (one new policy version)", int_range=(1, 10_000)))
+        self.declare_parameter("env_steps_per_update", 0, describe(
+            "and at least this many env steps in them (0 = no floor): keeps an update's batch the size of an "
+            "offline iteration when episodes get short", int_range=(0, 10_000_000)))
         self.declare_parameter("device", "", describe(
             "torch device (cpu, cuda, cuda:N, auto); empty = the config's device key"))
         heartbeat_hz = declare_heartbeat_hz(self)
@@ -98,7 +102,8 @@ class LearnerNode(LifecycleNode):
             cfg = load_config([f"task={task}", *overrides, *([f"device={device}"] if device else [])])
             self._live = LiveLearner.open(cfg, self._learner_dir,
                                           self.get_parameter("policy_dir").value or cfg.train.pretrained,
-                                          self.get_parameter("episodes_per_update").value)
+                                          self.get_parameter("episodes_per_update").value,
+                                          self.get_parameter("env_steps_per_update").value)
             resumed = self._live.checkpoint is not None
             self._log = RunLog(self._learner_dir, resume_iteration=self._live.version if resumed else None)
             OmegaConf.save(cfg, self._learner_dir / "config.yaml")  # what this learner ran with, next to its output

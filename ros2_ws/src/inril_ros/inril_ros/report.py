@@ -17,9 +17,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
+from inril_core.evaluate import wilson_interval  # noqa: E402
 from inril_core.run_log import read_csv  # noqa: E402
 
 SUCCESS_WINDOW = 10  # episodes per point of the success curve
+TREND_PARTS, TREND_PARTS_NAME = 4, "quarter"  # the report compares the first and the last quarter of the episodes
 NO_DATA = "no data"
 
 
@@ -48,6 +50,31 @@ def success_windows(rows: list[dict], window: int = SUCCESS_WINDOW) -> list[tupl
     return out
 
 
+def success_trend(rows: list[dict], parts: int = TREND_PARTS) -> tuple[tuple, tuple] | None:
+    """Success of the first and the last ``parts``-th of the episodes (in episode order), each as
+    (first episode, last episode, successes, episodes, (Wilson 95% low, high)); None with fewer than 2 * parts
+    episodes. The one-line answer to "did it rise?", with intervals so that noise is not read as a trend."""
+    ordered = sorted(rows, key=lambda r: r["episode"])
+    n = len(ordered) // parts
+    if n < 2:
+        return None
+
+    def summary(chunk: list[dict]) -> tuple:
+        wins = sum(r["outcome"] == "success" for r in chunk)
+        return chunk[0]["episode"], chunk[-1]["episode"], wins, len(chunk), wilson_interval(wins, len(chunk))
+
+    return summary(ordered[:n]), summary(ordered[-n:])
+
+
+def success_per_version(rows: list[dict]) -> list[tuple[int, int, float]]:
+    """(policy version, episodes, success rate) for every version that acted a whole episode, in version order."""
+    by_version: dict[int, list[bool]] = {}
+    for row in rows:
+        if isinstance(row.get("policy_version"), int):
+            by_version.setdefault(row["policy_version"], []).append(row["outcome"] == "success")
+    return [(v, len(wins), sum(wins) / len(wins)) for v, wins in sorted(by_version.items())]
+
+
 def _episodes_section(run_dir: Path, rows: list[dict]) -> list[str]:
     lines = ["## Episodes", ""]
     if not rows:
@@ -57,9 +84,20 @@ def _episodes_section(run_dir: Path, rows: list[dict]) -> list[str]:
     lines.append(f"{len(rows)} episodes: {outcomes.count('success')} success, {outcomes.count('timeout')} timeout, "
                  f"{outcomes.count('estop')} e-stop; success rate {outcomes.count('success') / len(rows):.2f}"
                  + (f", mean length {lengths.mean():.1f} steps" if lengths.size else ""))
+    trend = success_trend(rows)
+    if trend is not None:
+        (a0, a1, aw, an, (alo, ahi)), (b0, b1, bw, bn, (blo, bhi)) = trend
+        lines.append(f"- success, first {TREND_PARTS_NAME} of the episodes ({a0}-{a1}): {aw / an:.2f} [{alo:.2f}, "
+                     f"{ahi:.2f}]; last {TREND_PARTS_NAME} ({b0}-{b1}): {bw / bn:.2f} [{blo:.2f}, {bhi:.2f}] "
+                     "(95% Wilson intervals)")
     windows = success_windows(rows)
     lines += ["", f"Success per window of {SUCCESS_WINDOW} episodes:", "", "| episodes | success rate |", "|---|---|"]
     lines += [f"| {first}-{last} | {rate:.2f} |" for first, last, rate in windows]
+    per_version = success_per_version(rows)
+    if per_version:
+        lines += ["", "Success per policy version (the version announced when the episode started):", "",
+                  "| version | episodes | success rate |", "|---|---|---|"]
+        lines += [f"| {v} | {n} | {rate:.2f} |" for v, n, rate in per_version]
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     for first, last, rate in windows:  # one bar spanning the episodes of its window
         ax.bar(first, rate, width=last - first + 1, align="edge", color="tab:blue", alpha=0.6, edgecolor="white")

@@ -23,6 +23,7 @@ running the whole graph misses 100 ms deadlines routinely, and a false e-stop en
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -37,7 +38,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from inril_ros import interfaces
-from inril_ros.convert import MessageError, json_payload
+from inril_ros.convert import MessageError, image_problem, joint_state_problem, json_payload
 from inril_ros.runtime import CsvLog, declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
 
 NODE_NAME = "safety_monitor"
@@ -58,6 +59,8 @@ class _Watch:
     timeout_s: float
     data_flow: bool        # gated by a running episode and armed by its first message (module docstring)
     last_s: float | None = None  # steady time of the newest message
+    rejected: int = 0            # messages refused by the stream's check (they do not count as alive)
+    last_problem: str = ""       # why the newest refused one was refused
 
     def age(self, now_s: float, since_s: float) -> float | None:
         """Seconds the item has been silent, counted from no earlier than ``since_s``; None while unarmed."""
@@ -98,6 +101,12 @@ class SafetyMonitor(Node):
         camera_timeout = declare("camera_timeout_s", 2.0, describe(
             "a camera silent this long (wall s) during an episode trips the e-stop; 0 disables",
             float_range=SECONDS)).value
+        camera_encoding = declare("camera_encoding", "rgb8", describe(
+            "encoding every watched camera must publish; other frames are refused and do not count as alive")).value
+        camera_width = declare("camera_width", 0, describe(
+            "width (px) every watched camera must publish; 0 = any", int_range=(0, 100_000))).value
+        camera_height = declare("camera_height", 0, describe(
+            "height (px) every watched camera must publish; 0 = any", int_range=(0, 100_000))).value
         chunk_deadline = declare("chunk_deadline_s", 2.0, describe(
             "no action chunk for this long (wall s) during an episode trips the e-stop; 0 disables",
             float_range=SECONDS)).value
@@ -125,9 +134,10 @@ class SafetyMonitor(Node):
             self.create_subscription(Header, interfaces.HEARTBEAT, self._on_heartbeat, WATCH_QOS)
         self._streams: list[_Watch] = []
         self._watch_stream(state_topic, PoseStamped, state_timeout, WATCH_QOS)
-        self._watch_stream(interfaces.JOINT_STATES, JointState, joint_timeout, WATCH_QOS)
+        self._watch_stream(interfaces.JOINT_STATES, JointState, joint_timeout, WATCH_QOS, joint_state_problem)
         for topic in cameras:
-            self._watch_stream(topic, Image, camera_timeout, interfaces.SENSOR)
+            self._watch_stream(topic, Image, camera_timeout, interfaces.SENSOR,
+                               lambda msg: image_problem(msg, camera_encoding, camera_width, camera_height))
         self._watch_stream(interfaces.ACTION_CHUNK, JointTrajectory, chunk_deadline, WATCH_QOS)
 
         self.create_subscription(String, interfaces.EPISODE, self._on_episode, interfaces.EPISODE_RECORDS)
@@ -156,17 +166,29 @@ class SafetyMonitor(Node):
     def _now_s(self) -> float:
         return self._steady.now().nanoseconds * 1e-9
 
-    def _watch_stream(self, topic: str, msg_type: type, timeout_s: float, qos: QoSProfile) -> None:
-        """Subscribe raw (only arrival matters, so no deserialisation, not even of images)."""
+    def _watch_stream(self, topic: str, msg_type: type, timeout_s: float, qos: QoSProfile,
+                      check: Callable[[object], str | None] | None = None) -> None:
+        """Watch ``topic``'s arrivals. Without ``check`` it is subscribed raw (only arrival matters: no
+        deserialisation). With one, a message it finds a problem in (a NaN joint state, an image of the wrong
+        encoding or size) does not count as alive: it is counted, named in the log (once per problem text) and in
+        /diagnostics, so a driver that only sends garbage trips the e-stop like a silent one. The recorder still
+        records it as it came."""
         if timeout_s <= 0:
             return
         watch = _Watch(f"stream {topic}", timeout_s, True)
         self._streams.append(watch)
 
-        def seen(_raw: bytes) -> None:
-            watch.last_s = self._now_s()
+        def seen(msg) -> None:
+            problem = None if check is None else check(msg)
+            if problem is None:
+                watch.last_s = self._now_s()
+                return
+            watch.rejected += 1
+            if problem != watch.last_problem:
+                self.get_logger().error(f"{topic}: message refused ({problem}); it does not count as alive")
+            watch.last_problem = problem
 
-        self.create_subscription(msg_type, topic, seen, qos, raw=True)
+        self.create_subscription(msg_type, topic, seen, qos, raw=check is None)
 
     def _on_heartbeat(self, msg: Header) -> None:
         watch = self._heartbeats.get(msg.frame_id)
@@ -277,10 +299,15 @@ class SafetyMonitor(Node):
             late = age > watch.timeout_s
             level = DiagnosticStatus.ERROR if late else DiagnosticStatus.OK
             message = f"silent for {age:.1f} s" if late else "ok"
+        if watch.rejected:
+            level = max(level, DiagnosticStatus.WARN)
+            message += f"; {watch.rejected} messages refused, last: {watch.last_problem}"
         return DiagnosticStatus(level=level, name=f"{self.get_name()}: {watch.name}", hardware_id=self.get_name(),
                                 message=message,
                                 values=[KeyValue(key="age_s", value="" if age is None else f"{age:.3f}"),
-                                        KeyValue(key="timeout_s", value=f"{watch.timeout_s:g}")])
+                                        KeyValue(key="timeout_s", value=f"{watch.timeout_s:g}"),
+                                        KeyValue(key="refused", value=str(watch.rejected)),
+                                        KeyValue(key="last_refused", value=watch.last_problem)])
 
     def destroy_node(self) -> None:
         self._csv.close()
