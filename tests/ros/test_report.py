@@ -52,7 +52,7 @@ def test_report_summarises_every_section_with_plots(full_run: Path) -> None:
     assert "3 updates, last version 3, 720 env steps" in text
     assert "mean rho per update: mean 0.100, min -0.200, max 0.400 over 2 values" in text  # the NaN is skipped
     assert "3 versions acted (the first is the pre-trained policy), 2 swaps" in text
-    assert "| 2 | 20.0 | 60.0 |" in text
+    assert "| 2 | 20.00 | 60.0 |" in text
     assert "100 chunks: p50 14.5 ms, p99 19.0 ms, max 19.0 ms" in text
     assert "49 ticks: p50 2.00 ms, p99 2.00 ms" in text  # the first tick has no jitter
     assert (full_run / "success.png").stat().st_size > 1000 and (full_run / "learner.png").stat().st_size > 1000
@@ -96,3 +96,12 @@ def test_success_is_reported_per_policy_version(full_run: Path) -> None:
     text = write_report(full_run).read_text()
     assert "| 0 | 10 | 0.10 |" in text and "| 1 | 10 | 0.60 |" in text and "| 2 | 5 | 1.00 |" in text
     assert "first quarter of the episodes (0-5): 0.00" in text and "last quarter (19-24): 0.83" in text
+
+
+def test_a_long_run_gets_wider_windows_not_a_longer_table(tmp_run_dir: Path) -> None:
+    write_csv(tmp_run_dir / "episodes.csv", [{"episode": k, "outcome": "success", "policy_version": 0}
+                                            for k in range(1000)])
+    text = write_report(tmp_run_dir).read_text()
+    assert "Success per window of 34 episodes" in text and "| 0-33 | 1.00 |" in text
+    windows = [line for line in text.splitlines() if line.startswith("| ") and "-" in line.split("|")[1]]
+    assert len(windows) == 30

@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 from inril_core.evaluate import wilson_interval  # noqa: E402
 from inril_core.run_log import read_csv  # noqa: E402
 
-SUCCESS_WINDOW = 10  # episodes per point of the success curve
+SUCCESS_WINDOW = 10  # fewest episodes per window of the success curve and table ...
+MAX_WINDOWS = 30     # ... widened so that a long run has at most this many windows (20 min of lift: ~1,400 episodes)
 TREND_PARTS, TREND_PARTS_NAME = 4, "quarter"  # the report compares the first and the last quarter of the episodes
 NO_DATA = "no data"
 
@@ -90,8 +91,9 @@ def _episodes_section(run_dir: Path, rows: list[dict]) -> list[str]:
         lines.append(f"- success, first {TREND_PARTS_NAME} of the episodes ({a0}-{a1}): {aw / an:.2f} [{alo:.2f}, "
                      f"{ahi:.2f}]; last {TREND_PARTS_NAME} ({b0}-{b1}): {bw / bn:.2f} [{blo:.2f}, {bhi:.2f}] "
                      "(95% Wilson intervals)")
-    windows = success_windows(rows)
-    lines += ["", f"Success per window of {SUCCESS_WINDOW} episodes:", "", "| episodes | success rate |", "|---|---|"]
+    window = max(SUCCESS_WINDOW, math.ceil(len(rows) / MAX_WINDOWS))
+    windows = success_windows(rows, window)
+    lines += ["", f"Success per window of {window} episodes:", "", "| episodes | success rate |", "|---|---|"]
     lines += [f"| {first}-{last} | {rate:.2f} |" for first, last, rate in windows]
     per_version = success_per_version(rows)
     if per_version:
@@ -107,8 +109,8 @@ def _episodes_section(run_dir: Path, rows: list[dict]) -> list[str]:
         twin.step([r["episode"] + 0.5 for r in rows], versions, where="mid", color="tab:grey", lw=1.0)
         twin.set_ylabel("policy version", color="tab:grey")
         twin.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="episode", ylabel=f"success rate per {SUCCESS_WINDOW} episodes", ylim=(-0.02, 1.02),
-           title="success")
+    ax.set(xlabel="episode", ylabel=f"success rate per {window} episodes", ylim=(-0.02, 1.02),
+           title="success (exploring policy)")
     _save(fig, run_dir / "success.png")
     return lines + ["", "![success per window of episodes](success.png)", ""]
 
@@ -136,18 +138,28 @@ def _learner_section(run_dir: Path) -> list[str]:
                      f"max {rho.max():.3f} over {rho.size} values")
     else:
         lines.append(f"- rho(t): {NO_DATA} (no IL injection with an RL gradient yet)")
-    time_column = "wall_time" if _numbers(metrics, "wall_time").size == len(metrics) else "env_steps"
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
-    ax.step(_numbers(metrics, time_column), np.arange(1, len(metrics) + 1), where="post", marker=".")
+    wall = _numbers(metrics, "wall_time")
+    if wall.size == len(metrics):
+        time_x, time_label = wall - wall[0], "wall seconds since the first update"
+    else:
+        time_x, time_label = steps, "env steps"
+    heldout_x, heldout = steps, _numbers(metrics, "heldout_il_loss")
+    if heldout.size:
+        lines.append(f"- held-out demo IL loss: {heldout[0]:.3f} after the first update, {heldout[-1]:.3f} after the "
+                     f"last (min {heldout.min():.3f})")
+    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 3.5))
+    ax.step(time_x, np.arange(1, len(metrics) + 1), where="post", marker=".")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="wall time (s)" if time_column == "wall_time" else "env steps", ylabel="learner updates",
-           title="updates")
+    ax.set(xlabel=time_label, ylabel="learner updates", title="updates")
     if rho.size and rho_x.size == rho.size:
         ax2.plot(rho_x, rho, marker=".", lw=0.8)
     ax2.axhline(0.0, color="grey", lw=0.8)
     ax2.set(xlabel="env steps", ylabel="rho = cos(g_IL, g_RL)", title=rho_label)
+    if heldout.size and heldout_x.size == heldout.size:
+        ax3.plot(heldout_x, heldout, marker=".", lw=0.8)
+    ax3.set(xlabel="env steps", ylabel="denoising loss", title="IL loss on held-out demos")
     _save(fig, run_dir / "learner.png")
-    return lines + ["", "![learner updates and rho(t)](learner.png)", ""]
+    return lines + ["", "![learner updates, rho(t) and the held-out IL loss](learner.png)", ""]
 
 
 def _versions_section(run_dir: Path) -> list[str]:
@@ -159,7 +171,9 @@ def _versions_section(run_dir: Path) -> list[str]:
     lines.append(f"{len(rows)} versions acted (the first is the pre-trained policy), {max(0, len(rows) - 1)} swaps")
     lines += ["", "| version | sim stamp (s) | seconds after the first |", "|---|---|---|"]
     for row, t in zip(rows, wall - wall[0] if wall.size == len(rows) else [None] * len(rows)):
-        lines.append(f"| {row.get('version', '?')} | {row.get('stamp', '')} | {'' if t is None else f'{t:.1f}'} |")
+        stamp = row.get("stamp")
+        stamp = f"{stamp:.2f}" if isinstance(stamp, (int, float)) else ""
+        lines.append(f"| {row.get('version', '?')} | {stamp} | {'' if t is None else f'{t:.1f}'} |")
     return lines + [""]
 
 
