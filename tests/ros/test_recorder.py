@@ -279,6 +279,16 @@ def test_reward_of_a_step_is_the_step_info_the_command_caused() -> None:
     assert episode.metadata["dropped_messages"] == 1
 
 
+def test_command_answering_the_final_observation_is_not_a_step() -> None:
+    """The sim ends the episode at its final observation (end_stamp) and ignores the command answering it."""
+    messages = []
+    for k in range(3):
+        messages += [(topic, 0, msg) for topic, msg in _observation_messages(k).items()]
+        messages.append((interfaces.COMMAND, 0, actions_to_trajectory(np.full((1, 7), k / 10), k * DT, DT)))
+    episode = build_episode(messages, "lift", {}, end_ns=int(round(2 * DT * 1e9)))
+    np.testing.assert_allclose(episode.actions[:, 0], [0.0, 0.1], rtol=1e-6)
+
+
 def test_episode_without_commands_has_no_steps() -> None:
     messages = [(topic, 0, msg) for topic, msg in _observation_messages(0).items()]
     with pytest.raises(ValueError, match="no steps: 0 commands, 1 complete observations"):

@@ -194,8 +194,13 @@ def cdr_stamp_ns(raw: bytes) -> int:
     return sec * 1_000_000_000 + nanosec
 
 
-def build_episode(messages: list[tuple[str, int, Any]], task: str, metadata: dict) -> Episode:
+def build_episode(messages: list[tuple[str, int, Any]], task: str, metadata: dict,
+                  end_ns: int | None = None) -> Episode:
     """An Episode from recorded messages: one step per executed command.
+
+    ``end_ns``: the episode's ``end_stamp``. The executor answers the final observation too, but the sim had
+    already ended the episode there and ignores that command, so commands stamped at or after it are not steps
+    (without this every stored episode was one step longer than its record said).
 
     Step ``i`` is the command stamped ``t_i`` (the observation time it answers); its observation is the newest
     complete sample (eef pose, gripper and object poses with one stamp) at or before ``t_i``, built with
@@ -229,7 +234,7 @@ def build_episode(messages: list[tuple[str, int, Any]], task: str, metadata: dic
     complete = sorted(t for t, s in samples.items() if len(s) == 3)
     step_rewards.sort()
     reward_stamps = [t for t, _ in step_rewards]
-    stamps = sorted(commands)
+    stamps = sorted(t for t in commands if end_ns is None or t < end_ns - STAMP_TOLERANCE_NS)
     observations, actions, rewards = [], [], []
     for i, t in enumerate(stamps):
         k = bisect.bisect_right(complete, t) - 1
@@ -487,7 +492,7 @@ class Recorder(Node):
                     "policy_version": record.get("policy_version"), "seed": record.get("seed"),
                     "episode": record["episode"], "bag": str(episode_dir)}
         try:
-            episode = build_episode(messages, self._task, metadata)
+            episode = build_episode(messages, self._task, metadata, _json_stamp_ns(ended, "end_stamp"))
         except ValueError as error:
             return f"not stored: {error}"
         row["steps"] = len(episode)
