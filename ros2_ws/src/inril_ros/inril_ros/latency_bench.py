@@ -102,8 +102,9 @@ class Sizes:
 # policy's 10), so a 16-item minibatch makes at least one RL step either way (a larger one made none on a fresh clone)
 QUICK = Sizes(chunks=10, warmup_chunks=2, swaps=2, jitter_s=3.0, frames=30, updates=2, episodes_per_update=2,
               chunks_per_episode=4, learner_overrides=("rl.update_epochs=1", "rl.minibatch_size=16"))
-# full: 4 episodes of 100 env steps (25 chunks) per update, the config's own update (10 epochs of one 1024-item
-# minibatch: 25 * 4 chunks * 10 fine-tuned denoising steps = 1000 items; an IL injection every 10 RL steps)
+# full: 4 episodes of 100 env steps (25 chunks) per update, the config's own update: 10 epochs of one minibatch
+# holding all 25 * 4 chunks * 10 fine-tuned denoising steps = 1000 items (fewer than the config's 4096), and an IL
+# injection every 30 RL steps (m = 30)
 FULL = Sizes(chunks=150, warmup_chunks=5, swaps=5, jitter_s=60.0, frames=300, updates=5, episodes_per_update=4,
              chunks_per_episode=25)
 
@@ -510,7 +511,8 @@ def _learner_part(procs: _Processes, work: Path, policy: dict, sizes: Sizes) -> 
     learner = procs.node("learner", {
         "config_overrides": [f"task={TASK}", *policy["overrides"], *extra], "policy_dir": str(policy["dir"]),
         "run_dir": str(work / "graph"),
-        "episodes_per_update": sizes.episodes_per_update, "device": ""})
+        # the synthetic episodes are short: no env-step floor, the same batch as the offline learner above
+        "episodes_per_update": sizes.episodes_per_update, "env_steps_per_update": 0, "device": ""})
     driver = procs.role("learner_driver", {"episodes": episodes, "updates": sizes.updates})
     result = procs.result(driver, ROLE_TIMEOUT_S * (2 + sizes.updates), watch=[learner])
     procs.stop(learner)
