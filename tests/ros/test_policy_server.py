@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +358,14 @@ def test_end_record_without_end_stamp_closes_the_episode_on_the_latest_observati
     assert graph.spin_until(lambda: len(graph.records) == 2)
     assert [(r.chunk, r.last) for r in graph.records] == [(0, False), (1, True)]
     np.testing.assert_allclose(graph.records[1].next_obs, expected_obs(H + 1), atol=1e-6)
+
+
+def test_observation_stamped_ahead_of_the_clock_is_refused_and_does_not_block_later_ones(graph) -> None:
+    graph.start()
+    graph.episode(0, "running", start_stamp=T0)
+    future_step = int((time.time() + 100.0 - T0) / DT)  # 100 s ahead of the server's (wall) clock
+    graph.observe(future_step, wait=False)
+    graph.spin_for(1.0)
+    assert graph.chunks == [] and not graph.server._history
+    graph.observe(1)  # accepted, the future one would have made this one "out of order"
+    assert graph.spin_until(lambda: graph.chunks)

@@ -50,6 +50,7 @@ from inril_ros.runtime import (
     declare_robot_state_qos,
     describe,
     run_node,
+    steady_clock,
     start_heartbeat,
 )
 from inril_sim.layout import flat_observation, obs_layout
@@ -58,6 +59,7 @@ from inril_sim.rotations import xyzw_to_wxyz
 SAMPLING = ("explore", "deterministic")
 EPISODE_STATES = ("running", "ended", "done")
 STAMP_MATCH_NS = 1000  # a stamp given in seconds (JSON) matches an observation stamp within 1 us
+LOG_THROTTLE_S = 5.0   # a refused-observation line at most this often (wall s): one per step would flood the log
 
 
 
@@ -110,6 +112,7 @@ class PolicyServer(LifecycleNode):
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__("policy_server", namespace=ifc.NAMESPACE, **node_kwargs)
         self._declare_parameters()
+        self._steady = steady_clock()  # log throttling in wall time (sim time stands still in lock-step)
         # made at configure, destroyed at cleanup
         self._lifecycle_pubs: list = []
         self._subs: list = []
@@ -135,6 +138,10 @@ class PolicyServer(LifecycleNode):
             "env steps per second: chunk point k is due at stamp + k / control_rate_hz", float_range=(0.1, 1000.0)))
         self.declare_parameter("obs_history", 20, describe(
             "complete observations kept by stamp, to find the one an episode ended with", int_range=(2, 10000)))
+        self.declare_parameter("max_future_s", 1.0, describe(
+            "an observation stamped more than this ahead of the node's clock is refused: accepted, it would make "
+            "every later, correctly stamped observation look out of order (a driver clock out of sync); 0 = no check",
+            float_range=(0.0, 3600.0)))
         self.declare_parameter("run_dir", "", describe(
             "folder for policy_latency.csv and policy_versions.csv; empty = no files"))
         declare_heartbeat_hz(self, " once configured")
@@ -207,6 +214,7 @@ class PolicyServer(LifecycleNode):
         self._version = 0
         self._sha256 = file_sha256(weights_file(policy_dir, step))
         self._reset_state(get("obs_history"))
+        self._max_future_ns = int(get("max_future_s") * 1e9)
         run_dir = get("run_dir")
         self._latency_log = CsvLog(run_dir, "policy_latency",
                                    ["stamp", "episode", "chunk", "version", "latency_s", "wall_time"])
@@ -330,7 +338,18 @@ class PolicyServer(LifecycleNode):
         if stamp != self._gripper[0] or stamp != self._objects[0] or stamp in self._history:
             return
         if self._history and stamp < next(reversed(self._history)):
-            return  # an old sample completed late: the graph has moved on
+            self.get_logger().warning(  # an old sample completed late: the graph has moved on
+                f"observation at {stamp * 1e-9:.3f} s is older than the newest one "
+                f"({next(reversed(self._history)) * 1e-9:.3f} s): dropped as out of order",
+                throttle_duration_sec=LOG_THROTTLE_S, throttle_time_source_type=self._steady)
+            return
+        now = self.get_clock().now().nanoseconds
+        if self._max_future_ns and now > 0 and stamp > now + self._max_future_ns:  # now == 0: sim clock not yet heard
+            self.get_logger().error(
+                f"observation at {stamp * 1e-9:.3f} s is {(stamp - now) * 1e-9:.3f} s ahead of this node's clock "
+                f"(max_future_s {self._max_future_ns * 1e-9:g}): refused; check the driver's clock and use_sim_time",
+                throttle_duration_sec=LOG_THROTTLE_S, throttle_time_source_type=self._steady)
+            return
         fields = {f"{ifc.EEF_POSE} pose.position": self._eef[1], f"{ifc.EEF_POSE} pose.orientation": self._eef[2],
                   f"{ifc.GRIPPER_STATE} position": self._gripper[1],
                   f"{ifc.OBJECT_POSES} poses[0].position": self._objects[1],
