@@ -282,7 +282,7 @@ def bench_live(overrides: Optional[list[str]] = OVERRIDES,
                env_steps_per_update: int = typer.Option(4800, "--env-steps-per-update",
                                                         help="as the learner node's parameter"),
                run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="default runs/live-inprocess/<time>")):
-    """The graph's live learner fed in this process by one env, episode after episode (no ROS, ~5x the graph's
+    """The graph's live learner fed in this process by one env, episode after episode (no ROS, ~3x the graph's
     speed here): tune what the graph learns with, then confirm with `inril sim`. Writes the graph's report.md."""
     from inril_core.live_inprocess import run_live_inprocess
     from inril_core.training import progress_bar
