@@ -340,7 +340,7 @@ class LiveLearner:
             "projected_fraction": (float(np.mean([r["projected"] for r in injections])) if injections
                                    else float("nan")),
             "heldout_il_loss": self.learner.imitation.heldout_loss(),
-            "update_s": time.perf_counter() - start, **self.counts(),
+            "update_s": time.perf_counter() - start, "wall_time": time.time(), **self.counts(),
         }
 
     def _add_successes(self, episodes: Sequence[LiveEpisode]) -> None:

@@ -74,7 +74,7 @@ def run_live_inprocess(cfg: DictConfig, run_dir: str | Path, env_steps: int, epi
             outcome = "success" if success else "timeout"
             live.add_episode_outcome({"episode": episode, "state": "ended", "outcome": outcome, "length": length})
             episodes.writerow({"episode": episode, "seed": seed, "policy_version": version, "outcome": outcome,
-                            "length": length, "return": float(success), "wall_time": round(time.time(), 4)})
+                               "length": length, "return": float(success), "wall_time": round(time.time(), 4)})
             episodes_file.flush()
             steps += length
             episode += 1
@@ -82,7 +82,7 @@ def run_live_inprocess(cfg: DictConfig, run_dir: str | Path, env_steps: int, epi
             if live.ready():
                 metrics = live.update()
                 live.save(learner_dir)
-                log.write("metrics", {"iteration": live.version, **metrics, "wall_time": time.time()},
+                log.write("metrics", {"iteration": live.version, **metrics},
                           live.env_steps)
             if progress is not None:
                 progress(steps, metrics)

@@ -23,6 +23,7 @@ from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, pose_to_arrays, trajectory_to_actions, stamp_ns
 from inril_ros.runtime import (
     CsvLog,
+    ThrottledLog,
     declare_heartbeat_hz,
     declare_robot_state_qos,
     describe,
@@ -32,7 +33,6 @@ from inril_ros.runtime import (
 )
 
 MODES = ("lockstep", "realtime")
-FILTER_LOG_PERIOD_S = 5.0  # at most one "filtered" log line per this many wall seconds (the CSV has every command)
 
 
 
@@ -50,7 +50,9 @@ class ActionExecutor(Node):
         self._stale_ns = int(get("stale_after_s") * 1e9)
         self._limits = load_limits(get("task"), get("safety_file") or None)
         self._log = CsvLog(get("run_dir"), "executor", ["t", "k", "held", "filtered", "jitter_s", "wall_time"])
-        self._filtered_unlogged, self._filtered_logged_at = 0, -FILTER_LOG_PERIOD_S
+        # in lift the workspace floor clips most descents to the cube (as the env clips its own goal): one line per
+        # 5 s; every command's filtered flag is in executor.csv
+        self._log_filtered = ThrottledLog(self.get_logger().warning)
 
         self._chunk: tuple[int, np.ndarray] | None = None   # newest chunk: (stamp ns, actions (n, 7))
         self._eef: tuple[int, np.ndarray] | None = None     # newest end-effector pose: (stamp ns, position)
@@ -153,23 +155,12 @@ class ActionExecutor(Node):
             held = True
             self.get_logger().error(f"command for {t * 1e-9:.3f} s (chunk point {k}) held: {report.reason}")
         elif report.changed:
-            self._report_filtered(t, report.changes)
+            self._log_filtered(f"command for {t * 1e-9:.3f} s filtered: {'; '.join(report.changes)}")
         self._command_pub.publish(actions_to_trajectory(safe[None], t * 1e-9, self._dt))
         self.commands_sent += 1
         self.holds_sent += int(held)
         self._log.write({"t": t * 1e-9, "k": k, "held": int(held), "filtered": int(report.changed),
                          "jitter_s": "" if jitter is None else jitter, "wall_time": time.time()})
-
-    def _report_filtered(self, t: int, changes: list[str]) -> None:
-        """Log a filtered command at most every FILTER_LOG_PERIOD_S wall seconds, with how many were filtered since:
-        in lift the workspace floor clips most descents to the cube (as the env clips its own goal), and one line
-        per command was 14k log lines in 8 minutes. Every command's filtered flag is in executor.csv."""
-        self._filtered_unlogged += 1
-        now = time.monotonic()
-        if now - self._filtered_logged_at >= FILTER_LOG_PERIOD_S:
-            self.get_logger().warning(f"command for {t * 1e-9:.3f} s filtered: {'; '.join(changes)} "
-                                      f"({self._filtered_unlogged} commands filtered since the last such line)")
-            self._filtered_logged_at, self._filtered_unlogged = now, 0
 
     def destroy_node(self) -> None:
         self._log.close()

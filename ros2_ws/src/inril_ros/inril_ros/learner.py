@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -214,7 +213,7 @@ class LearnerNode(LifecycleNode):
         live.save(self._learner_dir)
         self._announce()
         self._metrics_pub.publish(json_msg(_json_safe(metrics)))
-        self._log.write("metrics", {"iteration": live.version, **metrics, "wall_time": time.time()}, live.env_steps)
+        self._log.write("metrics", {"iteration": live.version, **metrics}, live.env_steps)
         self.get_logger().info(
             f"version {live.version}: {metrics['episodes_used']} episodes (success {metrics['success_rate']:.2f}), "
             f"{metrics['update_s']:.2f} s; dropped off-policy {metrics['dropped_off_policy']}, "

@@ -49,8 +49,8 @@ from inril_ros.runtime import (
     declare_heartbeat_hz,
     declare_robot_state_qos,
     describe,
+    ThrottledLog,
     run_node,
-    steady_clock,
     start_heartbeat,
 )
 from inril_sim.layout import flat_observation, obs_layout
@@ -59,7 +59,6 @@ from inril_sim.rotations import xyzw_to_wxyz
 SAMPLING = ("explore", "deterministic")
 EPISODE_STATES = ("running", "ended", "done")
 STAMP_MATCH_NS = 1000  # a stamp given in seconds (JSON) matches an observation stamp within 1 us
-LOG_THROTTLE_S = 5.0   # a refused-observation line at most this often (wall s): one per step would flood the log
 
 
 
@@ -112,7 +111,8 @@ class PolicyServer(LifecycleNode):
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__("policy_server", namespace=ifc.NAMESPACE, **node_kwargs)
         self._declare_parameters()
-        self._steady = steady_clock()  # log throttling in wall time (sim time stands still in lock-step)
+        self._log_out_of_order = ThrottledLog(self.get_logger().warning)
+        self._log_future = ThrottledLog(self.get_logger().error)
         # made at configure, destroyed at cleanup
         self._lifecycle_pubs: list = []
         self._subs: list = []
@@ -338,17 +338,15 @@ class PolicyServer(LifecycleNode):
         if stamp != self._gripper[0] or stamp != self._objects[0] or stamp in self._history:
             return
         if self._history and stamp < next(reversed(self._history)):
-            self.get_logger().warning(  # an old sample completed late: the graph has moved on
+            self._log_out_of_order(  # an old sample completed late: the graph has moved on
                 f"observation at {stamp * 1e-9:.3f} s is older than the newest one "
-                f"({next(reversed(self._history)) * 1e-9:.3f} s): dropped as out of order",
-                throttle_duration_sec=LOG_THROTTLE_S, throttle_time_source_type=self._steady)
+                f"({next(reversed(self._history)) * 1e-9:.3f} s): dropped as out of order")
             return
         now = self.get_clock().now().nanoseconds
         if self._max_future_ns and now > 0 and stamp > now + self._max_future_ns:  # now == 0: sim clock not yet heard
-            self.get_logger().error(
+            self._log_future(
                 f"observation at {stamp * 1e-9:.3f} s is {(stamp - now) * 1e-9:.3f} s ahead of this node's clock "
-                f"(max_future_s {self._max_future_ns * 1e-9:g}): refused; check the driver's clock and use_sim_time",
-                throttle_duration_sec=LOG_THROTTLE_S, throttle_time_source_type=self._steady)
+                f"(max_future_s {self._max_future_ns * 1e-9:g}): refused; check the driver's clock and use_sim_time")
             return
         fields = {f"{ifc.EEF_POSE} pose.position": self._eef[1], f"{ifc.EEF_POSE} pose.orientation": self._eef[2],
                   f"{ifc.GRIPPER_STATE} position": self._gripper[1],
