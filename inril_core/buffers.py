@@ -6,6 +6,7 @@ repeating the last action (as Diffusion Policy and DPPO do), so every recorded s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,13 +85,14 @@ def sample_union(demos: DemoSplit, successes: SuccessBuffer, batch_size: int) ->
 
 
 @torch.no_grad()
-def fixed_noise_loss(policy, split: DemoSplit, k_max: int | None = None, max_samples: int = 2048) -> float:
-    """Denoising loss on (the first `max_samples` of) `split` at fixed noise draws, so that successive values are
-    comparable; the training RNG streams (CPU and the split's CUDA device) are left exactly as they were."""
+def fixed_noise_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], split: DemoSplit,
+                     max_samples: int = 2048) -> float:
+    """``loss(obs, chunks)`` on (the first `max_samples` of) `split` at fixed noise draws, so that successive values
+    are comparable; the training RNG streams (CPU and the split's CUDA device) are left exactly as they were."""
     n = min(len(split), max_samples)
     with torch.random.fork_rng(devices=[split.obs.device] if split.obs.is_cuda else []):
         torch.manual_seed(12345)
-        return policy.denoising_loss(split.obs[:n], split.chunks[:n], k_max=k_max).item()
+        return loss(split.obs[:n], split.chunks[:n]).item()
 
 
 def load_demo_episodes(path: str, obs_dim: int, act_dim: int):

@@ -178,8 +178,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"config keys without a value: {', '.join(missing)}; set them in a task file or override")
     interleave_m(cfg)
     checks = [
-        (cfg.separation in ("none", "pcgrad"), "separation must be none or pcgrad"),
+        (cfg.separation in ("none", "pcgrad", "network"), "separation must be none, pcgrad or network"),
         (cfg.il.denoising_steps in ("all", "finetuned"), "il.denoising_steps must be all or finetuned"),
+        (cfg.il.denoising_steps == "all" or cfg.rl.name == "dppo",
+         "il.denoising_steps: finetuned restricts the demo loss to DPPO's K' fine-tuned steps: only with algo=dppo"),
+        (cfg.train.metric in ("success_rate", "mean_return"), "train.metric must be success_rate or mean_return"),
         (cfg.interleave.schedule in ("fixed", "adaptive"), "interleave.schedule must be fixed or adaptive"),
         (cfg.env.vector in ("sync", "async"), "env.vector must be sync or async"),
         (cfg.policy.denoiser.type in ("mlp", "unet"), "policy.denoiser.type must be mlp or unet"),
@@ -198,6 +201,20 @@ def validate(cfg: DictConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{message} (see config/defaults.yaml)")
+    _check_algorithm(cfg)
+
+
+def _check_algorithm(cfg: DictConfig) -> None:
+    """The algorithm exists and supports the run's separation (imported here: it pulls in torch)."""
+    from inril_core.rl import algorithm_class
+
+    try:
+        cls = algorithm_class(cfg.rl.name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if cfg.separation not in cls.separations:
+        raise ConfigError(f"separation={cfg.separation} does not apply to algo={cfg.algo}: choose one of "
+                          f"{', '.join(cls.separations)} (network separation needs algo=residual_ppo)")
 
 
 def resolve_device(name: str, threads: int = 0) -> str:

@@ -53,9 +53,10 @@ def mean_ci95(values: list[float]) -> tuple[float, tuple[float, float]]:
 
 def evaluate(
     act: Callable[[np.ndarray], np.ndarray], env_id: str, max_episode_steps: int, act_steps: int,
-    n_episodes: int, n_envs: int, seed: int = 0,
+    n_episodes: int, n_envs: int, seed: int = 0, on_ended: Callable[[np.ndarray], None] | None = None,
 ) -> EvalResult:
-    """Run `n_episodes` with the chunk policy `act(obs (B, obs_dim)) -> (B, act_steps, A)` on seeded envs."""
+    """Run `n_episodes` with the chunk policy `act(obs (B, obs_dim)) -> (B, act_steps, A)` on seeded envs;
+    `on_ended(ended mask)` after every step tells a policy with per-episode state which episodes restarted."""
     n_envs = min(n_envs, n_episodes)
     quota = [n_episodes // n_envs + (1 if i < n_episodes % n_envs else 0) for i in range(n_envs)]
     envs = make_vector_env(env_id, n_envs, max_episode_steps, act_steps)
@@ -68,6 +69,8 @@ def evaluate(
         while any(d < q for d, q in zip(done_counts, quota)):
             obs, reward, terminated, truncated, info = envs.step(act(obs))
             ended = terminated | truncated
+            if on_ended is not None:
+                on_ended(ended)
             steps, success = step_outcome(info, ended)
             ep_return += reward
             ep_length += steps

@@ -36,7 +36,8 @@ from inril_core.checkpoint import (
     weights_file,
 )
 from inril_core.config import resolve_device
-from inril_core.rl.dppo import DPPO, Rollout
+from inril_core.rl.base import Rollout
+from inril_core.rl.dppo import DPPO
 from inril_core.training import build_learner, load_pretrained_agent, seed_everything
 from inril_core.transitions import Transition
 
@@ -244,6 +245,9 @@ class LiveLearner:
             raise ValueError(f"episodes_per_update must be >= 1, got {episodes_per_update}")
         if env_steps_per_update < 0:
             raise ValueError(f"env_steps_per_update must be >= 0, got {env_steps_per_update}")
+        if cfg.rl.name != DPPO.name:
+            raise ValueError(f"the live learner runs DPPO (the graph streams DPPO's denoising chains as transitions); "
+                             f"algo={cfg.algo} runs offline with 'inril train'")
         self.cfg, self.episodes_per_update = cfg, episodes_per_update
         self.env_steps_per_update = env_steps_per_update
         self.device = resolve_device(cfg.device, cfg.threads)
@@ -321,7 +325,7 @@ class LiveLearner:
         try:
             rollout = episodes_to_rollout(episodes, self.algo)
             self._add_successes(episodes)
-            metrics, injections = self.learner.update(rollout, c.update_epochs, train_actor, c.target_kl)
+            metrics, injections = self.learner.update(rollout, train_actor)
             self._check_finite_weights()
         except NonFiniteError:
             self._load(*before)

@@ -27,7 +27,9 @@ from inril_core.envs import make_vector_env, step_outcome
 from inril_core.evaluate import evaluate
 from inril_core.interleave import InterleaveSchedule
 from inril_core.learner import ImitationUpdater, Learner
-from inril_core.rl.dppo import DPPO, Rollout
+from inril_core.replay import ReplayBuffer, ReplayDraw, Transitions, demo_transitions
+from inril_core.rl import build_algorithm
+from inril_core.rl.base import Rollout
 from inril_core.run_log import RunLog
 
 
@@ -73,7 +75,7 @@ def pretrain(cfg: DictConfig) -> dict:
         for epoch in range(p.max_epochs):
             train_loss = _bc_epoch(agent, train, optimizer, p.batch_size)
             scheduler.step()
-            held = fixed_noise_loss(agent.policy, holdout if len(holdout) else train, max_samples=4096)
+            held = fixed_noise_loss(agent.policy.denoising_loss, holdout if len(holdout) else train, max_samples=4096)
             history.append({"epoch": epoch, "train_loss": train_loss, "heldout_loss": held})
             if held < best:
                 best, best_epoch = held, epoch
@@ -141,25 +143,62 @@ def load_pretrained_agent(pretrained_dir: str | Path, task: str) -> DiffusionAge
     return DiffusionAgent.from_tensors(found[1])
 
 
-def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str) -> Learner:
-    """DPPO around ``agent`` (already on ``device``), the IN-RIL schedule and the imitation updater on the demo
-    store, wired as every fine-tuning loop needs them; one place, so the offline run (FineTuneRun) and the live
-    learner (inril_core.live) learn the same way. The learner reaches the algorithm as ``.algo``."""
-    episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
+def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str, episodes=None) -> Learner:
+    """The RL algorithm of ``cfg.algo`` around ``agent`` (already on ``device``), the IN-RIL schedule and the
+    imitation updater on the demo store (``episodes`` when already loaded), wired as every fine-tuning loop needs
+    them; one place, so the offline run (FineTuneRun) and the live learner (inril_core.live) learn the same way.
+    The learner reaches the algorithm as ``.algo``."""
+    if episodes is None:
+        episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
     demos, holdout = build_demo_splits(episodes, cfg.policy.horizon, agent.obs_norm, agent.act_norm,
                                        cfg.demos.holdout_fraction, cfg.seed, device)
-    algo = DPPO(agent, cfg.rl)
+    algo = build_algorithm(cfg, agent)
     schedule = InterleaveSchedule(interleave_m(cfg), cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
-                                  cfg.interleave.m_max)
+                                  cfg.interleave.m_max, cfg.interleave.ema)
     imitation = ImitationUpdater(algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
-                                 k_max=None if cfg.il.denoising_steps == "all" else cfg.rl.ft_denoising_steps,
                                  success_capacity=int(cfg.il.success_capacity))
     return Learner(algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
                    cfg.il.steps_per_injection)
 
 
+class EpisodeTally:
+    """Success and return of the training episodes that end, per env; an episode may span several iterations
+    (off-policy collection), so the running returns live as long as the envs."""
+
+    def __init__(self, n_envs: int) -> None:
+        self.running = np.zeros(n_envs)
+        self.successes: list[bool] = []
+        self.returns: list[float] = []
+
+    def step(self, reward: np.ndarray, ended: np.ndarray, success: np.ndarray) -> None:
+        self.running += reward
+        for i in np.nonzero(ended)[0]:
+            self.successes.append(bool(success[i]))
+            self.returns.append(float(self.running[i]))
+            self.running[i] = 0.0
+
+    def restart(self) -> None:
+        """All envs were reset: episodes in progress are abandoned."""
+        self.running[:] = 0.0
+
+    def take(self) -> dict | None:
+        """Summary of the episodes that ended since the last call (None if none did)."""
+        if not self.successes:
+            return None
+        out = {"success": float(np.mean(self.successes)), "return": float(np.mean(self.returns)),
+               "episodes": len(self.successes)}
+        self.successes, self.returns = [], []
+        return out
+
+
 class FineTuneRun:
-    """Everything one fine-tuning run owns; built fresh or restored from its newest checkpoint."""
+    """Everything one fine-tuning run owns; built fresh or restored from its newest checkpoint.
+
+    On-policy algorithms (DPPO, residual PPO) learn each iteration from a fresh rollout of full episodes, the envs
+    reset from seeds fixed by (seed, iteration), so a resume is exact. Off-policy ones (IDQL, RLPD) step their envs
+    on across iterations into a replay buffer (saved with every checkpoint) and take ``rl.replay_ratio`` gradient
+    steps per new transition; a resume restores weights, optimisers and replay exactly, and starts new episodes.
+    """
 
     def __init__(self, cfg: DictConfig, resume: bool) -> None:
         self.cfg = cfg
@@ -167,8 +206,12 @@ class FineTuneRun:
         self.device = resolve_device(cfg.device, cfg.threads)
         seed_everything(cfg.seed)
         self.agent = load_pretrained_agent(cfg.train.pretrained, cfg.task).to(self.device)
-        self.learner = build_learner(cfg, self.agent, self.device)
+        episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
+        self.learner = build_learner(cfg, self.agent, self.device, episodes)
         self.algo = self.learner.algo
+        self.replay = None if self.algo.on_policy else self._replay(episodes)
+        self.obs: np.ndarray | None = None   # off-policy: the envs' current observations between iterations
+        self.tally = EpisodeTally(cfg.env.n_envs)
         self.iteration, self.env_steps = 0, 0
         self.recent: dict = {"success": float("nan")}
         self.last_eval: dict | None = None
@@ -182,10 +225,23 @@ class FineTuneRun:
             self._restore(checkpoint)
         _write_config(cfg, self.run_dir)
         self.log = RunLog(self.run_dir, resume_iteration=self.iteration if checkpoint else None)
-        n_chunks = cfg.rl.n_chunk_steps or math.ceil(cfg.env.max_episode_steps / cfg.policy.act_steps)
-        self.n_chunk_steps = int(n_chunks)
-        self.envs = make_vector_env(cfg.env.id, cfg.env.n_envs, cfg.env.max_episode_steps, cfg.policy.act_steps,
+        act_steps = self.algo.env_act_steps
+        if self.algo.on_policy:  # one full episode horizon per iteration
+            n_steps = cfg.rl.n_chunk_steps or math.ceil(cfg.env.max_episode_steps / act_steps)
+        else:
+            n_steps = cfg.rl.n_chunk_steps
+        self.n_chunk_steps = int(n_steps)
+        self.envs = make_vector_env(cfg.env.id, cfg.env.n_envs, cfg.env.max_episode_steps, act_steps,
                                     cfg.env.vector)
+
+    def _replay(self, episodes) -> ReplayDraw:
+        """The replay buffer and the demo transitions an off-policy algorithm draws its batches from."""
+        c, spec = self.cfg, self.agent.spec
+        demos = (demo_transitions(episodes, spec["horizon"], spec["act_steps"], self.agent.obs_norm,
+                                  self.agent.act_norm, self.device) if c.rl.demo_ratio > 0 else None)
+        buffer = ReplayBuffer(int(c.rl.replay_capacity), spec["obs_dim"], spec["horizon"], spec["act_dim"],
+                              self.device)
+        return ReplayDraw(buffer, 0, demos, float(c.rl.demo_ratio))
 
     # ------------------------------------------------------------------------------------------------ state
 
@@ -194,6 +250,8 @@ class FineTuneRun:
         self.agent.load_tensors(tensors)
         self.algo.load_tensors(tensors)
         self.learner.load_state_dict(state["learner"])
+        if self.replay is not None:
+            self.replay.replay.load_state_dict(state["replay"])
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.recent, self.last_eval = state["recent"], state["last_eval"]
         set_rng_state(state["rng"])
@@ -202,54 +260,102 @@ class FineTuneRun:
         tensors = {**self.agent.tensors(), **self.algo.tensors()}
         state = {"learner": self.learner.state_dict(), "iteration": self.iteration, "env_steps": self.env_steps,
                  "recent": self.recent, "last_eval": self.last_eval, "rng": rng_state()}
+        if self.replay is not None:
+            state["replay"] = self.replay.replay.state_dict()
         save_checkpoint(self.run_dir, self.iteration, tensors, state, keep=self.cfg.run.keep_checkpoints)
 
     # ------------------------------------------------------------------------------------------------ steps
 
-    def collect(self) -> Rollout:
+    def _reset_seeds(self) -> list[int]:
+        """Env seeds fixed by (seed, iteration): an on-policy iteration, or an off-policy (re)start, is reproducible."""
+        return [int(self.cfg.seed) * 1_000_000 + self.iteration * 1000 + i for i in range(self.cfg.env.n_envs)]
+
+    def collect(self) -> Rollout | ReplayDraw:
+        """One iteration's data: a rollout of full episodes (on-policy) or new replay transitions (off-policy)."""
+        return self._collect_rollout() if self.algo.on_policy else self._collect_replay()
+
+    def _collect_rollout(self) -> Rollout:
         """One iteration of rollouts from envs reset with seeds fixed by (seed, iteration): resumable exactly."""
         cfg, E = self.cfg, self.cfg.env.n_envs
-        obs, _ = self.envs.reset(seed=[int(cfg.seed) * 1_000_000 + self.iteration * 1000 + i for i in range(E)])
-        obs_t, chains, rewards, dones = [], [], [], []
-        finished: list[bool] = []
+        obs, _ = self.envs.reset(seed=self._reset_seeds())
+        self.tally.restart()
+        actor = self.algo.actor(explore=True)
+        obs_t, samples, rewards, dones = [], [], [], []
         keep_successes = self.learner.imitation.successes.capacity > 0  # else no per-env bookkeeping
         episode_pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(E)]
         for _ in range(self.n_chunk_steps):
             o = self.agent.obs_tensor(obs)
-            chunk, chain = self.algo.explore(o)
+            chunk, sample = actor.act(o)
             if keep_successes:
                 for i in range(E):
                     episode_pairs[i].append((o[i], chunk[i]))
             obs, reward, terminated, truncated, info = self.envs.step(self.agent.to_env_actions(chunk))
             reward = reward.astype(np.float64)
             ended = terminated | truncated
+            actor.episodes_ended(ended)
             steps, success = step_outcome(info, ended)
+            self.tally.step(reward, ended, success)
             timed_out = truncated & ~terminated
             if timed_out.any():  # bootstrap a time-out with the value of the state it stopped in
                 final = np.stack([info["final_obs"][i] for i in np.nonzero(timed_out)[0]])
                 reward[timed_out] += cfg.rl.gamma * self.algo.values(self.agent.obs_tensor(final)).cpu().numpy()
             for i in np.nonzero(ended)[0]:
-                finished.append(bool(success[i]))
                 if keep_successes and success[i]:
                     pair_obs, pair_chunks = zip(*episode_pairs[i])
                     self.learner.imitation.add_success(torch.stack(pair_obs), torch.stack(pair_chunks))
                 episode_pairs[i] = []
             self.env_steps += int(steps.sum())
             obs_t.append(o)
-            chains.append(chain)
+            samples.append(sample)
             rewards.append(torch.as_tensor(reward, dtype=torch.float32))
             dones.append(torch.as_tensor(ended, dtype=torch.float32))
-        if finished:
-            self.recent = {"success": float(np.mean(finished)), "episodes": len(finished)}
+        self.recent = self.tally.take() or self.recent
         dev = self.device
-        return Rollout(torch.stack(obs_t), torch.stack(chains), torch.stack(rewards).to(dev),
+        return Rollout(torch.stack(obs_t), torch.stack(samples), torch.stack(rewards).to(dev),
                        torch.stack(dones).to(dev), self.agent.obs_tensor(obs))
+
+    def _collect_replay(self) -> ReplayDraw:
+        """``rl.n_chunk_steps`` decisions per env into the replay buffer; episodes carry on across iterations.
+
+        The first ``rl.random_env_steps`` env steps act uniformly at random (in the normalised action range), the
+        usual start of an off-policy learner from scratch (RLPD, SAC); a run that starts from a pre-trained policy
+        sets it to 0."""
+        c = self.cfg
+        if self.obs is None:
+            self.obs, _ = self.envs.reset(seed=self._reset_seeds())
+            self.tally.restart()
+        actor = self.algo.actor(explore=True)
+        new = 0
+        for _ in range(self.n_chunk_steps):
+            o = self.agent.obs_tensor(self.obs)
+            if self.env_steps < c.rl.random_env_steps:
+                chunk = torch.rand(o.shape[0], self.agent.spec["horizon"], self.agent.spec["act_dim"],
+                                   device=o.device) * 2 - 1
+            else:
+                chunk, _ = actor.act(o)
+            self.obs, reward, terminated, truncated, info = self.envs.step(self.agent.to_env_actions(chunk))
+            ended = terminated | truncated
+            actor.episodes_ended(ended)
+            steps, success = step_outcome(info, ended)
+            self.tally.step(reward, ended, success)
+            next_obs = self.obs.copy()
+            for i in np.nonzero(ended)[0]:  # the real next observation of an episode that ended, not the reset one
+                next_obs[i] = info["final_obs"][i]
+            self.replay.replay.add(Transitions(o, chunk, torch.as_tensor(reward, dtype=torch.float32),
+                                               self.agent.obs_tensor(next_obs),
+                                               torch.as_tensor(terminated, dtype=torch.float32)))
+            self.env_steps += int(steps.sum())
+            new += len(reward)
+        self.recent = self.tally.take() or self.recent
+        self.replay.n_steps = max(1, round(c.rl.replay_ratio * new))
+        return self.replay
 
     def evaluate(self) -> dict:
         c = self.cfg
-        result = evaluate(lambda o: self.agent.act_deterministic(o, self.algo.denoiser_for_step), c.env.id,
-                          c.env.max_episode_steps, c.policy.act_steps, c.train.eval_episodes, c.train.eval_n_envs,
-                          seed=c.seed)
+        actor = self.algo.actor(explore=False)
+        result = evaluate(lambda o: self.agent.to_env_actions(actor.act(self.agent.obs_tensor(o))[0]), c.env.id,
+                          c.env.max_episode_steps, self.algo.env_act_steps, c.train.eval_episodes,
+                          c.train.eval_n_envs, seed=c.seed, on_ended=actor.episodes_ended)
         self.last_eval = {"iteration": self.iteration, "env_steps": self.env_steps, **result.as_dict()}
         row = {"iteration": self.iteration, "env_steps": self.env_steps, "success_rate": result.success_rate,
                "ci_low": result.success_ci95[0], "ci_high": result.success_ci95[1],
@@ -258,14 +364,15 @@ class FineTuneRun:
         self.log.write("evals", row, self.env_steps)
         return row
 
-    def update(self, rollout: Rollout) -> None:
+    def update(self, data: Rollout | ReplayDraw) -> None:
         c = self.cfg
         train_actor = self.iteration >= c.rl.critic_warmup_iters
-        metrics, injections = self.learner.update(rollout, c.rl.update_epochs, train_actor, c.rl.target_kl)
+        metrics, injections = self.learner.update(data, train_actor)
         # Rows are labelled like evaluations and checkpoints: by the iterations completed with this one, so that a
         # resume from checkpoint k keeps exactly the rows with iteration <= k (RunLog) and no row is duplicated.
         base = {"iteration": self.iteration + 1, "env_steps": self.env_steps,
-                "rollout_success": self.recent.get("success", float("nan"))}
+                "rollout_success": self.recent.get("success", float("nan")),
+                "rollout_return": self.recent.get("return", float("nan"))}
         self.log.write("metrics", {**base, **metrics}, self.env_steps)
         for record in injections:
             self.log.write("injections", {**base, **record}, self.env_steps)
@@ -291,8 +398,7 @@ class FineTuneRun:
             task = bar.add_task(f"{c.method} {c.task}", total=budget, completed=min(self.env_steps, budget),
                                 status="")
             while self.env_steps < budget:
-                rollout = self.collect()
-                self.update(rollout)
+                self.update(self.collect())
                 self.iteration += 1
                 done = self.env_steps >= budget
                 if self.iteration % c.train.eval_every == 0 or done:
@@ -302,9 +408,10 @@ class FineTuneRun:
                 bar.update(task, completed=min(self.env_steps, budget), status=self._status())
 
     def _status(self) -> str:
-        ev = self.last_eval or {}
-        return (f"rollout success {self.recent.get('success', float('nan')):.2f} | "
-                f"eval {ev.get('success_rate', float('nan')):.2f} @ {ev.get('env_steps', 0)}")
+        ev, metric = self.last_eval or {}, self.cfg.train.metric
+        rollout = self.recent.get("return" if metric == "mean_return" else "success", float("nan"))
+        return (f"rollout {metric.split('_')[-1]} {rollout:.2f} | "
+                f"eval {ev.get(metric, float('nan')):.2f} @ {ev.get('env_steps', 0)}")
 
     def _report(self) -> dict:
         from inril_core.run_log import read_csv
@@ -313,7 +420,9 @@ class FineTuneRun:
         evals = read_csv(self.run_dir / "evals.csv")
         report = {"task": self.cfg.task, "method": self.cfg.method, "seed": self.cfg.seed,
                   "env_steps": self.env_steps, "iterations": self.iteration,
+                  "algo": self.cfg.algo, "metric": self.cfg.train.metric,
                   "pretrained_success": evals[0]["success_rate"], "final_success": evals[-1]["success_rate"],
+                  "pretrained_return": evals[0]["mean_return"], "final_return": evals[-1]["mean_return"],
                   "evals": evals}
         (self.run_dir / "report.json").write_text(json.dumps(report, indent=2))
         plot_run(self.run_dir)

@@ -7,44 +7,25 @@ sample is the ratio of the chain's step likelihoods under the new and the old fi
 come from a critic over environment (chunk) steps and are shared by the K' denoising steps of that chunk,
 discounted by gamma_denoising towards the noisy end of the chain (paper-notes §3, reference definitions).
 
-The algorithm knows nothing of IN-RIL: the learner calls `update(batch, aux_actor_loss)` once per minibatch and
-reads `last_actor_grad` when an IL injection needs the RL gradient it should not undo.
+The algorithm knows nothing of IN-RIL (inril_core.rl.base): the learner iterates `rl_steps(rollout, ...)`, one
+minibatch step per item, and reads `last_actor_grad` when an IL injection needs the RL gradient it should not undo.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn
 
 from inril_core.agent import DiffusionAgent, NonFiniteError
-from inril_core.rl.ppo import clipped_surrogate, gae
-from inril_core.separation import flat_grad
+from inril_core.rl.base import Actor, AuxLoss, RLAlgorithm, Rollout, load_prefixed, mlp, prefixed
+from inril_core.rl.ppo import clipped_surrogate, epochs_of_minibatch_steps, gae
 
 LOGPROB_CLAMP = (-5.0, 2.0)  # per-element log-prob clamp, as DPPO: bounds the ratio of rare chain samples
-
-
-def mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.Mish())
-    return nn.Sequential(*layers)
-
-
-@dataclass
-class Rollout:
-    """One iteration of on-policy data, (S chunk steps, E envs), observations normalised."""
-    obs: torch.Tensor        # (S, E, obs_dim)
-    chains: torch.Tensor     # (S, E, K'+1, H, A): x_{K'} ... x_0 of the fine-tuned part of each chain
-    rewards: torch.Tensor    # (S, E) chunk rewards (+ gamma V(final obs) where an episode was truncated)
-    dones: torch.Tensor      # (S, E) 1 where an episode ended in that chunk step
-    last_obs: torch.Tensor   # (E, obs_dim) observation after the last step (bootstrap)
 
 
 @dataclass
@@ -65,10 +46,12 @@ class DPPOBatch:
         return DPPOBatch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
-class DPPO:
-    def __init__(self, agent: DiffusionAgent, cfg) -> None:
-        self.agent, self.cfg = agent, cfg
-        self.policy = agent.policy
+class DPPO(RLAlgorithm):
+    name = "dppo"
+    on_policy = True
+
+    def __init__(self, agent: DiffusionAgent, cfg, separation: str = "none", il_k_max: int | None = None) -> None:
+        super().__init__(agent, cfg, separation, il_k_max)
         self.K = cfg.ft_denoising_steps
         self.actor_ft = self.policy.denoiser
         self.actor_base = copy.deepcopy(self.actor_ft).requires_grad_(False)
@@ -76,7 +59,6 @@ class DPPO:
         self.critic = mlp([agent.spec["obs_dim"], *cfg.critic_hidden, 1]).to(device)
         self.actor_opt = torch.optim.Adam(self.actor_parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.last_actor_grad: torch.Tensor | None = None
 
     # -------------------------------------------------------------------------------------------- acting
 
@@ -86,6 +68,14 @@ class DPPO:
     def denoiser_for_step(self, k: int) -> nn.Module:
         """Frozen base for the first T - K' steps, fine-tuned copy for the last K'."""
         return self.actor_ft if k < self.K else self.actor_base
+
+    def actor(self, explore: bool) -> Actor:
+        return Actor(self.explore if explore else lambda obs: (self.act(obs), None))
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic policy (DDIM eta=0 from x_T = 0) through the frozen base and the fine-tuned steps."""
+        return self.policy.sample_ddim(obs, eta=0.0, denoiser_for_step=self.denoiser_for_step)
 
     @torch.no_grad()
     def explore(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +133,7 @@ class DPPO:
         adv, ret = gae(r.rewards, values, r.dones, self.values(r.last_obs), self.cfg.gamma, self.cfg.gae_lambda)
         K = self.K
         obs = r.obs.reshape(S * E, 1, -1).expand(-1, K, -1).reshape(S * E * K, -1)
-        chains = r.chains.reshape(S * E, K + 1, *r.chains.shape[-2:])
+        chains = r.samples.reshape(S * E, K + 1, *r.samples.shape[-2:])
         x_prev = chains[:, :-1].reshape(S * E * K, *chains.shape[-2:])
         x_next = chains[:, 1:].reshape(S * E * K, *chains.shape[-2:])
         j = torch.arange(K, device=obs.device).repeat(S * E)
@@ -156,15 +146,16 @@ class DPPO:
         adv, ret = (x.reshape(S * E, 1).expand(-1, K).reshape(-1) for x in (adv, ret))
         return DPPOBatch(obs, x_prev, x_next, k, j, old_logp, adv, ret)
 
-    def minibatches(self, batch: DPPOBatch, generator: torch.Generator | None = None) -> Iterator[DPPOBatch]:
-        order = torch.randperm(len(batch), generator=generator).to(batch.obs.device)
-        size = self.cfg.minibatch_size
-        # drop a tail smaller than half a minibatch, but never the whole batch: a live update on few short
-        # episodes (fewer samples than half a minibatch) still takes its steps on all of them
-        for start in range(0, max(1, len(batch) - size // 2), size):
-            yield batch.index(order[start:start + size])
-
     # -------------------------------------------------------------------------------------------- update
+
+    def rl_steps(self, data: Rollout, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
+        """PPO epochs of minibatch steps over one rollout (``update`` each), early-stopped by ``rl.target_kl``."""
+        batch = self.prepare(data)
+        c = self.cfg
+        yield from epochs_of_minibatch_steps(
+            len(batch), c.update_epochs, c.minibatch_size, c.target_kl, train_actor, batch.obs.device,
+            lambda idx: self.update(batch.index(idx), aux_actor_loss() if train_actor and aux_actor_loss else None,
+                                    train_actor))
 
     def update(self, b: DPPOBatch, aux_actor_loss: torch.Tensor | None = None, train_actor: bool = True) -> dict:
         """One optimiser step on one minibatch; `aux_actor_loss` (e.g. BC-reg) is added to the policy loss."""
@@ -179,24 +170,30 @@ class DPPO:
         self.critic_opt.zero_grad(set_to_none=True)
         total.backward()
         if train_actor:
-            self.last_actor_grad = flat_grad(self.actor_parameters()).detach().clone()
+            self.record_actor_grad()
             metrics["actor_grad_norm"] = nn.utils.clip_grad_norm_(self.actor_parameters(), self.cfg.max_grad_norm).item()
             self.actor_opt.step()
         nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.max_grad_norm)
         self.critic_opt.step()
         return metrics
 
+    # -------------------------------------------------------------------------------------------- imitation
+
+    def bc_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        """The denoising loss of the fine-tuned denoiser on demos, at every step k or only the K' it runs
+        (``il.denoising_steps``)."""
+        return self.policy.denoising_loss(obs, chunks, k_max=self.il_k_max)
+
     # -------------------------------------------------------------------------------------------- state
 
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"actor_base": self.actor_base, "critic": self.critic}
+
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {f"dppo.actor_base.{k}": v for k, v in self.actor_base.state_dict().items()}
-        out.update({f"dppo.critic.{k}": v for k, v in self.critic.state_dict().items()})
-        return out
+        return prefixed(self.name, self._modules())
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        for name, module in (("actor_base", self.actor_base), ("critic", self.critic)):
-            prefix = f"dppo.{name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        load_prefixed(self.name, self._modules(), tensors)
 
     def state_dict(self) -> dict:
         return {"actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),

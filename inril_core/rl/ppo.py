@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import torch
 
 
@@ -44,3 +46,30 @@ def clipped_surrogate(
         clipfrac = ((ratio - 1.0).abs() > clip).float().mean().item()
         approx_kl = ((ratio - 1.0) - log_ratio).mean().item()
     return loss, {"clipfrac": clipfrac, "approx_kl": approx_kl, "ratio_mean": ratio.mean().item()}
+
+
+def minibatch_indices(n: int, size: int, device: torch.device | str,
+                      generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """A random permutation of range(n) cut into minibatches of ``size``.
+
+    A tail smaller than half a minibatch is dropped, but never the whole batch: a live update on a few short
+    episodes (fewer samples than half a minibatch) still takes its steps on all of them.
+    """
+    order = torch.randperm(n, generator=generator).to(device)
+    for start in range(0, max(1, n - size // 2), size):
+        yield order[start:start + size]
+
+
+def epochs_of_minibatch_steps(n: int, epochs: int, minibatch_size: int, target_kl: float, train_actor: bool,
+                              device: torch.device | str, step: Callable[[torch.Tensor], dict]) -> Iterator[dict]:
+    """PPO's update loop: ``epochs`` passes of minibatch steps over n samples, ``step(indices) -> metrics`` taking
+    one optimiser step each; stops after an epoch whose mean approximate KL exceeds ``target_kl`` (the policy moved
+    far enough this iteration; more epochs would overshoot)."""
+    for _ in range(epochs):
+        kls = []
+        for idx in minibatch_indices(n, minibatch_size, device):
+            metrics = step(idx)
+            kls.append(metrics["approx_kl"])
+            yield metrics
+        if train_actor and kls and sum(kls) / len(kls) > target_kl:
+            break

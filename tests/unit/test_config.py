@@ -88,7 +88,7 @@ def test_override_with_unparseable_value_names_the_key():
 
 
 @pytest.mark.parametrize("override, phrase", [
-    ("separation=pcgard", "separation must be none or pcgrad"),
+    ("separation=pcgard", "separation must be none, pcgrad or network"),
     ("policy.act_steps=9", "policy.act_steps"),
     ("rl.ft_denoising_steps=50", "rl.ft_denoising_steps"),
     ("interleave.schedule=sometimes", "interleave.schedule"),

@@ -6,6 +6,7 @@ import torch
 
 import toy_run
 from inril_core.rl.dppo import DPPO
+from inril_core.rl.ppo import minibatch_indices
 
 torch.set_num_threads(1)
 
@@ -61,7 +62,7 @@ def test_log_prob_of_the_old_chain_equals_old_logp_after_prepare(algo):
 def test_first_update_sees_ratio_one(algo):
     torch.manual_seed(3)
     batch = algo.prepare(toy_run.synthetic_rollout(algo))
-    metrics = algo.update(next(algo.minibatches(batch)))
+    metrics = algo.update(batch.index(next(minibatch_indices(len(batch), algo.cfg.minibatch_size, "cpu"))))
     assert metrics["ratio_mean"] == 1.0 and metrics["approx_kl"] == 0.0 and metrics["clipfrac"] == 0.0
 
 
@@ -73,8 +74,8 @@ def test_prepare_indexes_each_chain_step_by_its_denoising_step(algo):
     assert len(batch) == 2 * 3 * K
     assert batch.j.tolist() == list(range(K)) * 6 and torch.equal(batch.k, K - 1 - batch.j)
     # item 1 = (chunk step 0, env 0, j=1): the step from chain state 1 to chain state 2
-    assert torch.equal(batch.x_prev[1], rollout.chains[0, 0, 1])
-    assert torch.equal(batch.x_next[1], rollout.chains[0, 0, 2])
+    assert torch.equal(batch.x_prev[1], rollout.samples[0, 0, 1])
+    assert torch.equal(batch.x_next[1], rollout.samples[0, 0, 2])
 
 
 def test_update_with_positive_advantage_raises_the_samples_log_prob(algo):
@@ -100,7 +101,7 @@ def test_frozen_base_never_changes_while_the_fine_tuned_copy_does(demo_root):
     torch.manual_seed(6)
     rollout = toy_run.synthetic_rollout(algo)
 
-    _, injections = learner.update(rollout, epochs=2, train_actor=True, target_kl=math.inf)
+    _, injections = learner.update(rollout, train_actor=True)
 
     assert injections  # IL injections ran too
     assert all(not p.requires_grad for p in algo.actor_base.parameters())
@@ -126,17 +127,21 @@ def test_clip_coef_with_a_single_fine_tuned_step_is_clip_final(demo_root):
     assert one.clip_coef(torch.zeros(3, dtype=torch.long)).tolist() == pytest.approx([cfg.rl.clip_final] * 3)
 
 
-def test_minibatches_visit_each_item_at_most_once_dropping_at_most_half_a_minibatch(algo):
-    torch.manual_seed(7)
-    batch = algo.prepare(toy_run.synthetic_rollout(algo))
-    batch.advantages = torch.arange(len(batch), dtype=torch.float32)  # a label per item
-    seen = torch.cat([mb.advantages for mb in algo.minibatches(batch)])
+def test_minibatches_visit_each_item_at_most_once_dropping_at_most_half_a_minibatch():
+    seen = torch.cat(list(minibatch_indices(100, 16, "cpu")))
     assert len(set(seen.tolist())) == len(seen)
-    assert len(batch) - len(seen) <= algo.cfg.minibatch_size // 2
+    assert 100 - len(seen) <= 16 // 2
 
 
-def test_a_batch_smaller_than_half_a_minibatch_is_one_minibatch_of_all_of_it(algo):
-    batch = algo.prepare(toy_run.synthetic_rollout(algo))
-    small = batch.index(torch.arange(algo.cfg.minibatch_size // 2 - 1))
-    (only,) = list(algo.minibatches(small))
-    assert len(only) == len(small)
+def test_a_batch_smaller_than_half_a_minibatch_is_one_minibatch_of_all_of_it():
+    (only,) = list(minibatch_indices(7, 16, "cpu"))
+    assert sorted(only.tolist()) == list(range(7))
+
+
+def test_rl_steps_yield_one_item_per_minibatch_step_over_the_epochs(algo):
+    torch.manual_seed(8)
+    rollout = toy_run.synthetic_rollout(algo)
+    n = len(algo.prepare(rollout))
+    per_epoch = len(list(minibatch_indices(n, algo.cfg.minibatch_size, "cpu")))
+    steps = list(algo.rl_steps(rollout, train_actor=True))
+    assert len(steps) == algo.cfg.update_epochs * per_epoch and all("approx_kl" in m for m in steps)

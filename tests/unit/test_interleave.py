@@ -94,7 +94,7 @@ def test_injection_records_equal_rl_steps_floor_divided_by_m(demo_root):
     learner, rollout = learner_and_rollout(demo_root, "interleave.m=3", "rl.update_epochs=4")
     total = 0
     for _ in range(2):  # the count carries across iterations
-        _, injections = learner.update(rollout, epochs=4, train_actor=True, target_kl=math.inf)
+        _, injections = learner.update(rollout, train_actor=True)
         total += len(injections)
     rl_steps = learner.schedule.rl_steps
     assert rl_steps > 6 and rl_steps % 3 != 0  # a remainder, so the floor matters
@@ -103,27 +103,27 @@ def test_injection_records_equal_rl_steps_floor_divided_by_m(demo_root):
 
 def test_injection_records_name_the_rl_step_they_follow(demo_root):
     learner, rollout = learner_and_rollout(demo_root, "interleave.m=3")
-    _, injections = learner.update(rollout, epochs=3, train_actor=True, target_kl=math.inf)
+    _, injections = learner.update(rollout, train_actor=True)
     assert [r["rl_step"] for r in injections] == list(range(3, learner.schedule.rl_steps + 1, 3))
 
 
 def test_rl_only_makes_no_injection_and_never_steps_the_il_optimiser(demo_root):
     learner, rollout = learner_and_rollout(demo_root, "method=rl-only")
-    _, injections = learner.update(rollout, epochs=3, train_actor=True, target_kl=math.inf)
+    _, injections = learner.update(rollout, train_actor=True)
     assert learner.schedule.rl_steps > 0
     assert injections == [] and learner.imitation.optimizer.state_dict()["state"] == {}
 
 
 def test_critic_warmup_iterations_neither_count_rl_steps_nor_inject(demo_root):
     learner, rollout = learner_and_rollout(demo_root, "interleave.m=1")
-    _, injections = learner.update(rollout, epochs=2, train_actor=False, target_kl=math.inf)
+    _, injections = learner.update(rollout, train_actor=False)
     assert injections == [] and learner.schedule.rl_steps == 0
 
 
 def actor_after_one_update(root, *overrides) -> list[torch.Tensor]:
     learner, rollout = learner_and_rollout(root, "method=bc-reg", *overrides)
     torch.manual_seed(1)
-    learner.update(rollout, epochs=1, train_actor=True, target_kl=math.inf)
+    learner.update(rollout, train_actor=True)
     return [p.detach().clone() for p in learner.algo.actor_parameters()]
 
 

@@ -19,7 +19,8 @@ from inril_core.buffers import load_demo_episodes
 from inril_core.config import load_config
 from inril_core.episodes.store import Episode, EpisodeStore
 from inril_core.learner import Learner
-from inril_core.rl.dppo import DPPO, Rollout
+from inril_core.rl.base import Rollout
+from inril_core.rl.dppo import DPPO
 from inril_core.training import build_learner
 
 TOY_ENV_ID = "toy_env:PointReach-v0"

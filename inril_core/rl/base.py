@@ -1,0 +1,179 @@
+"""The one small interface every RL algorithm implements, so the IN-RIL learner can drive any of them.
+
+The learner (inril_core.learner) knows nothing of PPO, Q-learning or diffusion chains. From an algorithm it needs:
+
+- acting: an ``Actor`` that maps normalised observations to normalised action chunks, plus the per-decision record
+  the algorithm learns from (DPPO: the denoising chain; residual PPO: base action and residual sample); off-policy
+  algorithms learn from the chunk itself and record nothing;
+- learning: ``rl_steps(data, train_actor, aux_actor_loss)``, a generator that takes ONE actor optimiser step per
+  item it yields (the unit ``interleave.m`` counts, DESIGN.md §3) and the algorithm's own critic steps in between;
+- imitation: ``bc_loss`` (a demo loss on the parameters RL trains: BC-regularisation and IN-RIL without network
+  separation) and ``il_parameters`` / ``il_loss`` (what an IN-RIL injection trains: the same, or with
+  ``separation: network`` a separate base network that RL never touches);
+- state: ``tensors`` (weights, safetensors-ready) and ``state_dict`` (optimisers), for exact resume.
+
+An algorithm never knows it is being interleaved (DESIGN.md §7): the learner reads ``last_actor_grad`` when an
+injection wants the RL direction it should not undo.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from inril_core.agent import DiffusionAgent
+from inril_core.separation import flat_grad
+
+AuxLoss = Callable[[], torch.Tensor]
+
+
+@dataclass
+class Rollout:
+    """One iteration of on-policy data, (S decision steps, E envs), observations normalised."""
+    obs: torch.Tensor        # (S, E, obs_dim)
+    samples: torch.Tensor    # (S, E, ...): the record explore() returned with each decision (DPPO: the chain)
+    rewards: torch.Tensor    # (S, E) rewards of each decision (+ gamma V(final obs) where an episode was truncated)
+    dones: torch.Tensor      # (S, E) 1 where an episode ended in that decision step
+    last_obs: torch.Tensor   # (E, obs_dim) observation after the last step (bootstrap)
+
+
+class Actor:
+    """Acts for a batch of parallel episodes. Stateless algorithms act from the observation alone; an algorithm
+    that holds per-episode state between decisions (residual PPO's base chunk) forgets an episode's state in
+    ``episodes_ended``, which the caller invokes after every vector-env step."""
+
+    def __init__(self, act: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]) -> None:
+        self._act = act
+
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalised obs (B, obs_dim) -> (normalised chunk (B, h, A) to execute, learning record or None)."""
+        return self._act(obs)
+
+    def episodes_ended(self, ended: np.ndarray) -> None:
+        """Episodes of the rows flagged in ``ended`` are over (their next observation starts a new one)."""
+
+
+class RLAlgorithm(ABC):
+    """Base of DPPO, residual PPO, IDQL and RLPD; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    on_policy: ClassVar[bool]
+    separations: ClassVar[tuple[str, ...]] = ("none", "pcgrad")  # the ``separation`` values it supports
+
+    def __init__(self, agent: DiffusionAgent, cfg: Any, separation: str = "none",
+                 il_k_max: int | None = None) -> None:
+        """``cfg`` is the config's ``rl`` section; ``il_k_max`` < T restricts denoising losses on demos to the
+        low-noise steps k < il_k_max (``il.denoising_steps: finetuned``)."""
+        if separation not in self.separations:
+            raise ValueError(f"separation={separation} does not apply to algo={self.name}: choose one of "
+                             f"{', '.join(self.separations)} (network separation needs algo=residual_ppo)")
+        self.agent, self.cfg, self.separation, self.il_k_max = agent, cfg, separation, il_k_max
+        self.policy = agent.policy
+        self.last_actor_grad: torch.Tensor | None = None  # flat, over actor_parameters(), of the last RL actor step
+
+    # ------------------------------------------------------------------------------------------------ acting
+
+    @property
+    def env_act_steps(self) -> int:
+        """Env steps one decision executes (the chunk's executed part; residual PPO decides every step)."""
+        return self.agent.act_steps
+
+    @abstractmethod
+    def actor(self, explore: bool) -> Actor:
+        """An actor for a batch of episodes: exploring (data collection) or deterministic (evaluation)."""
+
+    def values(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs) for bootstrapping a time-out in on-policy rollouts; only on-policy algorithms need it."""
+        raise NotImplementedError(f"{self.name} has no state-value critic for on-policy bootstrapping")
+
+    # ------------------------------------------------------------------------------------------------ learning
+
+    @abstractmethod
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """The parameters RL steps train (the actor); ``last_actor_grad`` is flattened over them."""
+
+    @abstractmethod
+    def rl_steps(self, data: Any, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
+        """All RL optimiser steps one iteration's ``data`` calls for; yields metrics after each actor step
+        (with ``train_actor`` False: after each critic-only step). ``aux_actor_loss()`` (BC-reg) is added to every
+        actor loss."""
+
+    def record_actor_grad(self) -> None:
+        """Keep the RL actor gradient just computed (before clipping), the reference of PCGrad and of rho."""
+        self.last_actor_grad = flat_grad(self.actor_parameters()).detach().clone()
+
+    # ------------------------------------------------------------------------------------------------ imitation
+
+    @abstractmethod
+    def bc_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        """An imitation loss on demo (obs, chunk) pairs through the parameters RL trains."""
+
+    def il_parameters(self) -> list[nn.Parameter]:
+        """The parameters an IN-RIL injection trains: the RL actor, unless network separation gives IL its own."""
+        return self.actor_parameters()
+
+    def il_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        return self.bc_loss(obs, chunks)
+
+    @property
+    def il_shares_actor(self) -> bool:
+        """Whether IL and RL train the same parameters (then rho and PCGrad are defined)."""
+        return True
+
+    def il_reference_policy(self) -> nn.Module:
+        """The diffusion model whose denoising loss on held-out demos is logged (the imitation the run keeps)."""
+        return self.policy
+
+    # ------------------------------------------------------------------------------------------------ state
+
+    @abstractmethod
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Weights beyond the agent's (critics, frozen copies, residual), prefixed by the algorithm's name."""
+
+    @abstractmethod
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        ...
+
+    @abstractmethod
+    def state_dict(self) -> dict:
+        ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict) -> None:
+        ...
+
+
+def prefixed(prefix: str, modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """{'<prefix>.<module>.<param>': tensor} for checkpointing several modules in one flat dict."""
+    return {f"{prefix}.{name}.{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
+
+
+def load_prefixed(prefix: str, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of ``prefixed``: each module gets the entries under '<prefix>.<module>.'."""
+    for name, module in modules.items():
+        start = f"{prefix}.{name}."
+        module.load_state_dict({k[len(start):]: v for k, v in tensors.items() if k.startswith(start)})
+
+
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.Mish, layernorm: bool = False) -> nn.Sequential:
+    """Linear layers with ``activation`` between them (and LayerNorm before it, as RLPD's critics)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            if layernorm:
+                layers.append(nn.LayerNorm(b))
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def polyak(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau source, parameter by parameter."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, tau)
