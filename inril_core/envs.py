@@ -64,8 +64,19 @@ def make_env(env_id: str, max_episode_steps: int, act_steps: int) -> gym.Env:
     return ChunkedActions(env, act_steps)
 
 
-def make_vector_env(env_id: str, n_envs: int, max_episode_steps: int, act_steps: int, vector: str = "sync"):
-    """n copies; an env that ends an episode is reset in the same step, its last observation in info["final_obs"]."""
+def make_vector_env(env_id: str, n_envs: int, max_episode_steps: int, act_steps: int, vector: str = "sync", *,
+                    workers: int = 1, ray_address: str | None = None) -> gym.vector.VectorEnv:
+    """n copies; an env that ends an episode is reset in the same step, its last observation in info["final_obs"].
+
+    vector: "sync" (one process), "async" (a subprocess per env) or "ray" (`workers` Ray actors, each running a
+    "sync" vector env over its slice of the n envs, on the cluster at `ray_address` or on a local Ray session).
+    """
+    if vector == "ray":
+        from inril_core.ray_envs import RayVectorEnv  # Ray is optional: imported only when asked for
+
+        return RayVectorEnv(env_id, n_envs, max_episode_steps, act_steps, workers, ray_address)
+    if vector not in ("sync", "async"):
+        raise ValueError(f"env.vector must be sync, async or ray, got '{vector}'")
     fns = [lambda: make_env(env_id, max_episode_steps, act_steps) for _ in range(n_envs)]
     cls = SyncVectorEnv if vector == "sync" else AsyncVectorEnv
     return cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
