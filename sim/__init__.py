@@ -1,4 +1,4 @@
-"""inril's simulated tasks: fast direct-MuJoCo Lift / Can / Square and their robosuite references.
+"""inril's simulated tasks: fast direct-MuJoCo Lift / Can / Square / Transport and their robosuite references.
 
 Importing this package registers every inril env id with gymnasium. gymnasium 1.2 does not load the
 ``gymnasium.envs`` entry-point plugins that setup.py declares, so ``gymnasium.make("inril/Lift-v0")`` needs a
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-# task -> (id, entry point, horizon); horizons are the contract's TimeLimit (docs/contracts.md).
+# task -> (id, entry point, horizon); horizons are the contract's TimeLimit (docs/contracts.md): DPPO's
+# max_episode_steps for each task (transport 800, also Diffusion Policy's limit for robomimic's transport ph).
 FAST_ENVS: dict[str, tuple[str, str, int]] = {
     "lift": ("inril/Lift-v0", "inril_sim.tasks:LiftEnv", 300),
     "can": ("inril/Can-v0", "inril_sim.tasks:CanEnv", 300),
     "square": ("inril/Square-v0", "inril_sim.tasks:SquareEnv", 400),
+    "transport": ("inril/Transport-v0", "inril_sim.transport:TransportEnv", 800),
 }
 
 

@@ -1,4 +1,5 @@
-"""Scripted experts for Lift, Can and Square that read only the flat observation (docs/contracts.md).
+"""Scripted experts for Lift, Can and Square that read only the flat observation (docs/contracts.md); Transport's
+two-arm expert is in ``transport_expert``, and ``make_expert`` makes either.
 
 Each expert is a waypoint state machine over the observation layout (``layout.obs_layout``): approach above the
 grasp point with the fingers across the object, descend, close, lift, then (Can) carry over the goal bin and
@@ -7,26 +8,29 @@ step and goes back to the approach when the object is not in the hand, so it dri
 robosuite versions alike, and recovers from slips.
 
 ``noise`` makes demos of mixed quality, like robomimic's multi-human sets: Gaussian noise of std ``noise`` on all
-seven action dims, and, for noise > 0, a per-episode operator "skill": a lower speed limit, a grasp
-point off the ideal one, and occasional hesitations (the hand holds still for a few steps).
+seven action dims, and, for noise > 0, a per-episode operator "skill" (``arm_operator``): a lower speed limit, a
+grasp point off the ideal one, and occasional hesitations (the hand holds still for a few steps).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from inril_sim.base_env import POS_SCALE, ROT_SCALE
-from inril_sim.layout import OBJECT_POS, OBJECT_QUAT, TASKS, obs_layout
-from inril_sim.rotations import (
-    axis_angle_to_quat,
-    quat_mul,
-    quat_to_mat,
-    rotation_error,
-    wrap_angle,
-    xyzw_to_wxyz,
-    yaw_of,
+from inril_sim.arm_operator import (
+    CLOSE,
+    OPEN,
+    XY_TOLERANCE,
+    align_yaw,
+    down_at_yaw,
+    draw_skill,
+    fingers_settled,
+    hesitate,
+    step_toward,
 )
+from inril_sim.layout import OBJECT_POS, OBJECT_QUAT, TASKS, obs_layout
+from inril_sim.rotations import quat_to_mat, rotation_error, wrap_angle, xyzw_to_wxyz, yaw_of
 from inril_sim.tasks import (
     BIN_WALL_TOP,
     CAN_GOAL_CENTER,
@@ -35,28 +39,14 @@ from inril_sim.tasks import (
     PEG_TOP,
     SQUARE_TABLE_TOP,
 )
+from inril_sim.transport_expert import TransportExpert
 
-OPEN, CLOSE = -1.0, 1.0
-DOWN = np.array([0.0, 1.0, 0.0, 0.0])  # wxyz: eef z axis pointing down, x axis along world x (yaw 0)
-POS_GAIN = 3.0  # action per (position error / POS_SCALE); the goal is re-anchored every step, so > 1 is stable
-ROT_GAIN = 2.0
-XY_TOLERANCE = 0.005  # metres between eef and grasp point in the horizontal plane before and while descending
-CLOSE_STEPS = 6  # the gripper state needs 5 steps from open to meet a 4 cm object, one more to squeeze
 LOWER_SPEED = 0.4  # translation cap while lowering the nut onto the peg
 PEG_XY_TOLERANCE = 0.004  # nut centre to peg axis before lowering; the hole clears the peg by 6.75 mm a side
 # Grasp the nut handle (x in [0.029, 0.079] of the nut frame) outboard of its centre (0.054): the Panda's fingers
 # are ~2 cm wide and the ring's outer edge is at 0.044, so the centre leaves no room for a 1 cm error.
 GRASP_ALONG_HANDLE = 0.062
 SQUARE_HANDLE_HEADINGS = (np.pi / 2, np.pi, -np.pi / 2)  # nut yaws that put the handle toward the robot or aside
-
-
-@dataclass(frozen=True)
-class Skill:
-    """The per-episode operator: how fast, how precise, how hesitant."""
-
-    speed: float  # cap on the translation action magnitude
-    grasp_offset: np.ndarray  # error of the chosen grasp point (metres, world frame)
-    hesitation_prob: float  # chance per step of starting a pause
 
 
 @dataclass(frozen=True)
@@ -68,17 +58,6 @@ class View:
     eef_pos: np.ndarray
     eef_quat: np.ndarray
     gripper: np.ndarray
-
-
-def down_at_yaw(yaw: float) -> np.ndarray:
-    """wxyz orientation pointing the fingers down with the eef x axis at heading ``yaw``."""
-    return quat_mul(axis_angle_to_quat(np.array([0.0, 0.0, yaw])), DOWN)
-
-
-def align_yaw(eef_quat: np.ndarray, object_yaw: float, symmetry: float) -> np.ndarray:
-    """Down orientation whose yaw is the object's modulo ``symmetry``, closest to the current yaw."""
-    current = yaw_of(eef_quat)
-    return down_at_yaw(current + wrap_angle(object_yaw - current, symmetry))
 
 
 class Expert:
@@ -96,15 +75,7 @@ class Expert:
         self._phase_steps = 0
         self._pause = 0
         self._last_gripper: np.ndarray | None = None
-        if self.noise > 0:
-            spread = min(1.0, self.noise / 0.5)
-            self.skill = Skill(
-                speed=float(self._rng.uniform(1.0 - 0.5 * spread, 1.0)),
-                grasp_offset=self._rng.normal(0.0, 0.004 * spread, 3) * np.array([1.0, 1.0, 0.5]),
-                hesitation_prob=0.03 * spread,
-            )
-        else:
-            self.skill = Skill(speed=1.0, grasp_offset=np.zeros(3), hesitation_prob=0.0)
+        self.skill = draw_skill(self._rng, self.noise)
 
     def _view(self, obs: np.ndarray) -> View:
         objects = obs[self.layout["object"]].astype(np.float64)
@@ -123,18 +94,11 @@ class Expert:
     def _move(self, v: View, target_pos: np.ndarray, target_quat: np.ndarray, grip: float,
               speed: float = 1.0) -> np.ndarray:
         """Proportional step toward a pose; the translation keeps its direction under the speed cap."""
-        pos = POS_GAIN * (target_pos - v.eef_pos) / POS_SCALE
-        largest = np.max(np.abs(pos))
-        cap = speed * self.skill.speed
-        if largest > cap:
-            pos *= cap / largest
-        rot = np.clip(ROT_GAIN * rotation_error(target_quat, v.eef_quat) / ROT_SCALE, -1.0, 1.0)
-        return np.concatenate([pos, rot, [grip]])
+        return step_toward(v.eef_pos, v.eef_quat, target_pos, target_quat, grip, speed * self.skill.speed)
 
     def _gripper_settled(self, v: View) -> bool:
         """Fingers stopped moving (on the object or fully closed) after at least CLOSE_STEPS of closing."""
-        moving = self._last_gripper is not None and abs(v.gripper[0] - self._last_gripper[0]) > 5e-4
-        return self._phase_steps >= CLOSE_STEPS and not moving
+        return fingers_settled(v.gripper, self._last_gripper, self._phase_steps)
 
     def _plan(self, v: View) -> np.ndarray:
         raise NotImplementedError
@@ -145,11 +109,7 @@ class Expert:
         action = self._plan(v)
         self._phase_steps += 1
         self._last_gripper = v.gripper
-        if self._pause == 0 and self._rng.random() < self.skill.hesitation_prob:
-            self._pause = int(self._rng.integers(2, 9))
-        if self._pause > 0:
-            self._pause -= 1
-            action[:6] = 0.0
+        self._pause = hesitate(action, self._pause, self.skill.hesitation_prob, self._rng)
         if self.noise > 0:
             action = action + self._rng.normal(0.0, self.noise, 7)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
@@ -288,10 +248,20 @@ class SquareExpert(PickExpert):
         return self._move(v, target, quat, CLOSE, speed=LOWER_SPEED)
 
 
-_EXPERTS: dict[str, type[PickExpert]] = {"lift": LiftExpert, "can": CanExpert, "square": SquareExpert}
+class ScriptedExpert(Protocol):
+    """What demos and parity runs need of an expert, one arm or two."""
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: np.ndarray) -> np.ndarray: ...
 
 
-def make_expert(task: str, noise: float, seed: int, layout: dict[str, slice] | None = None) -> Expert:
+_EXPERTS: dict[str, type[PickExpert] | type[TransportExpert]] = {
+    "lift": LiftExpert, "can": CanExpert, "square": SquareExpert, "transport": TransportExpert,
+}
+
+
+def make_expert(task: str, noise: float, seed: int, layout: dict[str, slice] | None = None) -> ScriptedExpert:
     """The scripted expert for ``task``; ``layout`` defaults to the contract layout shared by both backends."""
     if task not in _EXPERTS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")

@@ -17,6 +17,7 @@ BACKEND_IDS: dict[str, dict[str, str]] = {
     "lift": {"fast": "inril/Lift-v0", "robosuite": "inril/Lift-robosuite-v0"},
     "can": {"fast": "inril/Can-v0", "robosuite": "inril/Can-robosuite-v0"},
     "square": {"fast": "inril/Square-v0", "robosuite": "inril/Square-robosuite-v0"},
+    "transport": {"fast": "inril/Transport-v0", "robosuite": "inril/Transport-robosuite-v0"},
 }
 
 

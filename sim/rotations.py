@@ -17,6 +17,12 @@ def xyzw_to_wxyz(quat: np.ndarray) -> np.ndarray:
     return np.asarray(quat)[..., [3, 0, 1, 2]]
 
 
+def canonical_xyzw(quat: np.ndarray) -> np.ndarray:
+    """xyzw of the wxyz ``quat`` with w >= 0: the sign robosuite's ``mat2quat`` picks for its Transport observables."""
+    quat = np.asarray(quat)
+    return wxyz_to_xyzw(-quat if quat[0] < 0 else quat)
+
+
 def axis_angle_to_quat(rotvec: np.ndarray) -> np.ndarray:
     """wxyz quaternion of the rotation vector ``rotvec`` (axis times angle, radians)."""
     angle = float(np.linalg.norm(rotvec))

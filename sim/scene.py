@@ -1,4 +1,4 @@
-"""MJCF for the fast tasks: one floating parallel gripper plus task fixtures and one free object.
+"""MJCF for the fast tasks: floating parallel grippers (one, or two for Transport), task fixtures and free objects.
 
 Why this shape of scene (the point of the fast tasks is >= 1,000 env steps/s on one core):
 
@@ -30,24 +30,30 @@ TIMESTEP = 0.002
 CONTROL_DT = 0.05  # 20 Hz, as robomimic
 WELD_TIMECONST = 0.095  # seconds; fitted to robosuite Panda OSC_POSE step responses (see above)
 
-GRIPPER_XML = """
-    <body name="hand_target" mocap="true"/>
-    <body name="hand" gravcomp="1">
-      <freejoint name="hand_free"/>
+# One floating gripper; ``{p}`` prefixes every name so a scene can hold several (the single-arm tasks use "").
+_GRIPPER_BODIES = """
+    <body name="{p}hand_target" mocap="true"/>
+    <body name="{p}hand" gravcomp="1">
+      <freejoint name="{p}hand_free"/>
       <inertial pos="0 0 -0.05" mass="0.5" diaginertia="0.002 0.002 0.002"/>
-      <geom name="palm" class="gripper" size="0.025 0.065 0.015" pos="0 0 -0.06" friction="1 0.005 0.0001"/>
-      <body name="finger1" gravcomp="1">
+      <geom name="{p}palm" class="gripper" size="0.025 0.065 0.015" pos="0 0 -0.06" friction="1 0.005 0.0001"/>
+      <body name="{p}finger1" gravcomp="1">
         <inertial pos="0 0 -0.02" mass="0.05" diaginertia="1e-5 1e-5 1e-5"/>
-        <joint name="finger_joint1" class="finger" range="0 0.04"/>
-        <geom name="finger1_pad" class="pad" pos="0 0.004 -0.02"/>
+        <joint name="{p}finger_joint1" class="finger" range="0 0.04"/>
+        <geom name="{p}finger1_pad" class="pad" pos="0 0.004 -0.02"/>
       </body>
-      <body name="finger2" gravcomp="1">
+      <body name="{p}finger2" gravcomp="1">
         <inertial pos="0 0 -0.02" mass="0.05" diaginertia="1e-5 1e-5 1e-5"/>
-        <joint name="finger_joint2" class="finger" range="-0.04 0"/>
-        <geom name="finger2_pad" class="pad" pos="0 -0.004 -0.02"/>
+        <joint name="{p}finger_joint2" class="finger" range="-0.04 0"/>
+        <geom name="{p}finger2_pad" class="pad" pos="0 -0.004 -0.02"/>
       </body>
-    </body>
-"""
+    </body>"""
+_GRIPPER_WELD = """
+    <weld name="{p}hand_to_target" body1="{p}hand_target" body2="{p}hand" relpose="0 0 0 1 0 0 0"
+          solref="{timeconst:.6f} 1" solimp="0.99 0.99 0.001"/>"""
+_GRIPPER_ACTUATORS = """
+    <position name="{p}gripper_finger_joint1" joint="{p}finger_joint1" kp="1000" ctrlrange="0 0.04" forcerange="-20 20"/>
+    <position name="{p}gripper_finger_joint2" joint="{p}finger_joint2" kp="1000" ctrlrange="-0.04 0" forcerange="-20 20"/>"""
 
 _TEMPLATE = """
 <mujoco model="inril_{name}">
@@ -73,16 +79,12 @@ _TEMPLATE = """
     <camera name="frontview" pos="1.6 0 1.45" quat="0.56 0.43 0.43 0.56"/>
     <geom name="floor" type="plane" size="2 2 0.1" rgba="0.8 0.8 0.8 1"/>
 {fixtures}
-{gripper}
+{grippers}
 {objects}
   </worldbody>
-  <equality>
-    <weld name="hand_to_target" body1="hand_target" body2="hand" relpose="0 0 0 1 0 0 0"
-          solref="{weld_timeconst:.6f} 1" solimp="0.99 0.99 0.001"/>
+  <equality>{welds}
   </equality>
-  <actuator>
-    <position name="gripper_finger_joint1" joint="finger_joint1" kp="1000" ctrlrange="0 0.04" forcerange="-20 20"/>
-    <position name="gripper_finger_joint2" joint="finger_joint2" kp="1000" ctrlrange="-0.04 0" forcerange="-20 20"/>
+  <actuator>{actuators}
   </actuator>
 </mujoco>
 """
@@ -98,14 +100,17 @@ def table_xml(top_z: float, half_size: float = 0.4) -> str:
     )
 
 
-def build_model(name: str, fixtures: str, objects: str) -> mujoco.MjModel:
-    """Compile the scene for task ``name`` with the given fixture and object MJCF fragments (worldbody level)."""
+def build_model(name: str, fixtures: str, objects: str, grippers: tuple[str, ...] = ("",)) -> mujoco.MjModel:
+    """Compile the scene for task ``name``: fixture and object MJCF fragments (worldbody level) and one floating
+    gripper per name prefix in ``grippers``, each with its mocap target, weld and two finger actuators (in that
+    order, so gripper i drives ``ctrl[2 i : 2 i + 2]``)."""
     xml = _TEMPLATE.format(
         name=name,
         timestep=TIMESTEP,
         fixtures=fixtures,
-        gripper=GRIPPER_XML,
+        grippers="\n".join(_GRIPPER_BODIES.format(p=p) for p in grippers),
         objects=objects,
-        weld_timeconst=WELD_TIMECONST,
+        welds="".join(_GRIPPER_WELD.format(p=p, timeconst=WELD_TIMECONST) for p in grippers),
+        actuators="".join(_GRIPPER_ACTUATORS.format(p=p) for p in grippers),
     )
     return mujoco.MjModel.from_xml_string(xml)

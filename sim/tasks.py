@@ -116,7 +116,7 @@ class LiftEnv(GripperTaskEnv):
         sq = half**2
         m.body_inertia[b] = mass / 3 * np.array([sq[1] + sq[2], sq[0] + sq[2], sq[0] + sq[1]])
 
-    def _place_object(self, rng: np.random.Generator) -> None:
+    def _place_objects(self, rng: np.random.Generator) -> None:
         half = rng.uniform(*LIFT_CUBE_HALF_SIZE, size=3)
         self._resize_cube(half)
         xy = rng.uniform(-LIFT_CUBE_XY_RANGE, LIFT_CUBE_XY_RANGE, size=2)
@@ -146,7 +146,7 @@ class CanEnv(GripperTaskEnv):
         ])
         return build_model(self.task, fixtures, CAN_OBJECT_XML)
 
-    def _place_object(self, rng: np.random.Generator) -> None:
+    def _place_objects(self, rng: np.random.Generator) -> None:
         xy = BIN1_POS[:2] + rng.uniform(-CAN_SPAWN_HALF, CAN_SPAWN_HALF)
         self._set_object_pose(np.array([xy[0], xy[1], BIN_FLOOR + CAN_HALF_HEIGHT]), rng.uniform(0, 2 * np.pi))
 
@@ -173,7 +173,7 @@ class SquareEnv(GripperTaskEnv):
         ])
         return build_model(self.task, pegs, NUT_OBJECT_XML)
 
-    def _place_object(self, rng: np.random.Generator) -> None:
+    def _place_objects(self, rng: np.random.Generator) -> None:
         x, y = rng.uniform(*NUT_X_RANGE), rng.uniform(*NUT_Y_RANGE)
         self._set_object_pose(np.array([x, y, SQUARE_TABLE_TOP + NUT_HALF_HEIGHT]), rng.uniform(0, 2 * np.pi))
 

@@ -61,9 +61,12 @@ from inril_ros.convert import (
 from inril_ros.runtime import declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
 from inril_sim import FAST_ENVS
 from inril_sim.base_env import GripperTaskEnv
+from inril_sim.layout import N_ARMS
 from inril_sim.rotations import wxyz_to_xyzw
 from inril_sim.scene import CONTROL_DT
 
+# The graph drives one arm (interfaces.ACTION_NAMES); two-arm tasks (transport) have no ROS bridge.
+BRIDGED_TASKS = tuple(task for task in FAST_ENVS if N_ARMS[task] == 1)
 WORLD_FRAME = "world"
 STAMP_TOLERANCE_S = 1e-6  # a command answers the current observation when their stamps differ by less than this
 SEED_STRIDE = 100_000  # episode seeds are seed * SEED_STRIDE + episode index: runs with different seeds never overlap
@@ -102,7 +105,7 @@ class SimBridge(Node):
         kwargs.setdefault("namespace", interfaces.NAMESPACE)
         super().__init__("sim_bridge", **kwargs)
         self.task = self.declare_parameter(
-            "task", "lift", describe(f"fast inril_sim task to run: one of {', '.join(FAST_ENVS)}")).value
+            "task", "lift", describe(f"fast inril_sim task to run: one of {', '.join(BRIDGED_TASKS)}")).value
         self.mode = self.declare_parameter(
             "mode", "lockstep", describe("'lockstep': step on each command stamped with the observation time; "
                                          "'realtime': step on a wall timer with the newest command")).value
@@ -133,9 +136,9 @@ class SimBridge(Node):
 
         if self.mode not in MODES:
             raise ValueError(f"parameter mode={self.mode!r} is not a mode: use one of {', '.join(MODES)}")
-        if self.task not in FAST_ENVS:
-            raise ValueError(f"parameter task={self.task!r} is not a fast sim task: use one of "
-                             f"{', '.join(FAST_ENVS)} (robosuite backends have no ROS bridge)")
+        if self.task not in BRIDGED_TASKS:
+            raise ValueError(f"parameter task={self.task!r} is not a one-arm fast sim task: use one of "
+                             f"{', '.join(BRIDGED_TASKS)} (robosuite backends and two-arm tasks have no ROS bridge)")
         try:
             env_cfg = load_config([f"task={self.task}"]).env
         except ConfigError as error:
