@@ -9,10 +9,12 @@ Writes summary.json, report.md (the table) and scaling.png under the output fold
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,8 +46,9 @@ def measure_rollout_scaling(env_id: str, n_envs: int = 16, workers: Sequence[int
     call = command or (f"measure_rollout_scaling({env_id!r}, n_envs={n_envs}, workers={tuple(workers)}, "
                        f"seconds={seconds}, max_episode_steps={max_episode_steps}, act_steps={act_steps}, "
                        f"ray_address={ray_address!r}, warmup_steps={warmup_steps}, seed={seed})")
-    machine = {"cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-               "load_avg_before": list(os.getloadavg()), "python": platform.python_version(),
+    cores = len(os.sched_getaffinity(0))
+    machine = {"cpu_count": os.cpu_count(), "cpus_usable": cores, "load_avg_before": list(os.getloadavg()),
+               "parallel_cores_measured": measure_parallel_cores(cores), "python": platform.python_version(),
                "platform": platform.platform(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     def report(label: str, i: int, fraction: float) -> None:
@@ -73,6 +76,25 @@ def measure_rollout_scaling(env_id: str, n_envs: int = 16, workers: Sequence[int
     (out / "report.md").write_text(markdown_report(summary))
     plot_scaling(summary, out / "scaling.png")
     return summary
+
+
+def measure_parallel_cores(processes: int, seconds: float = 2.0) -> float:
+    """Cores' worth of CPU that `processes` CPU-bound processes running at once get, in total.
+
+    A machine (or a VM's share of its host) may list more cores than it can run at once while others use it; this
+    is the ceiling on how much any number of local workers can gain over one process.
+    """
+    start_at = time.time() + 1.0  # every process spins over the same window, however long it took to start
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(_cpu_share_while_spinning, [start_at] * processes, [seconds] * processes))
+
+
+def _cpu_share_while_spinning(start_at: float, seconds: float) -> float:
+    time.sleep(max(0.0, start_at - time.time()))
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall0 < seconds:
+        sum(range(10_000))
+    return (time.process_time() - cpu0) / (time.perf_counter() - wall0)
 
 
 def _measure(vector: str, workers: int, env_id: str, n_envs: int, max_episode_steps: int, act_steps: int,
@@ -140,13 +162,18 @@ def markdown_report(summary: dict) -> str:
         lines += [f"- Ray with 1 worker runs the same sync vector env as the local row, plus one round trip per "
                   f"vector step (actions out, observations and infos back): {one['speedup_vs_sync']:.2f}x the local "
                   f"rate, i.e. {per_step_ms:+.1f} ms per vector step."]
-    over = [r["workers"] for r in rows if r["vector"] == "ray" and r["workers"] >= cores]
+    parallel = m["parallel_cores_measured"]
+    over = [r["workers"] for r in rows if r["vector"] == "ray" and r["workers"] > max(1, round(parallel))]
+    lines += [f"- Parallel capacity: {cores} CPU-bound processes started together got {parallel:.2f} cores' worth "
+              f"of CPU in total (whatever else runs on the machine, or the hypervisor, holds the rest). That is the "
+              f"ceiling on any local speed-up over one process."]
     if over:
-        lines += [f"- This machine has {cores} usable cores. With {', '.join(map(str, over))} workers, the workers "
-                  f"and the driver (which splits the actions and concatenates every step's results) need more than "
-                  f"{cores} cores at once, so they time-share them: these rows measure Ray's overhead on a full "
-                  "machine, not scaling. Parallel speed-up needs at least workers + 1 free cores: more cores, or "
-                  "more machines joined into one cluster (`ray start`) and passed as `ray_address`."]
+        driver = max(r["driver_cpu_fraction"] for r in rows if r["vector"] == "ray")
+        lines += [f"- With {', '.join(map(str, over))} workers there are more busy processes than that, so they "
+                  f"time-share the cores: these rows measure Ray's overhead on a full machine, not scaling. Speed-up "
+                  f"needs as many free cores as workers (the driver needed at most {driver:.0%} of one core): a "
+                  "bigger machine, or more machines joined into one cluster (`ray start`) and passed as "
+                  "`ray_address`."]
     return "\n".join(lines) + "\n"
 
 
@@ -162,8 +189,9 @@ def plot_scaling(summary: dict, path: Path) -> Path:
                   color=["tab:grey"] + ["tab:blue"] * (len(rows) - 1))
     ax.bar_label(bars, labels=[f"{r['speedup_vs_sync']:.2f}x" for r in rows])
     ax.axhline(rows[0]["env_steps_per_s"], color="tab:grey", ls="--", lw=0.8)
-    ax.set(ylabel="env steps / s", title=f"{summary['env_id']}, {summary['n_envs']} envs, "
-                                         f"{summary['machine']['cpus_usable']} cores")
+    m = summary["machine"]
+    ax.set(ylabel="env steps / s", title=f"{summary['env_id']}, {summary['n_envs']} envs, {m['cpus_usable']} cores "
+                                         f"({m['parallel_cores_measured']:.2f} usable at once)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
