@@ -157,6 +157,10 @@ def _fill_defaults(cfg: DictConfig) -> None:
         cfg.pretrain.run_dir = f"runs/pretrain/{base_task}"
     if cfg.train.pretrained is None:
         cfg.train.pretrained = cfg.pretrain.run_dir
+    if cfg.separation == "auto":
+        from inril_core.rl import algorithm_class  # pulls in torch: only here
+
+        cfg.separation = algorithm_class(cfg.rl.name).default_separation
 
 
 def interleave_m(cfg: DictConfig) -> float:
@@ -184,7 +188,8 @@ def validate(cfg: DictConfig) -> None:
          "il.denoising_steps: finetuned restricts the demo loss to DPPO's K' fine-tuned steps: only with algo=dppo"),
         (cfg.train.metric in ("success_rate", "mean_return"), "train.metric must be success_rate or mean_return"),
         (cfg.interleave.schedule in ("fixed", "adaptive"), "interleave.schedule must be fixed or adaptive"),
-        (cfg.env.vector in ("sync", "async"), "env.vector must be sync or async"),
+        (cfg.env.vector in ("sync", "async", "ray"), "env.vector must be sync, async or ray"),
+        (1 <= cfg.env.workers <= cfg.env.n_envs, "env.workers must be in 1..env.n_envs"),
         (cfg.policy.denoiser.type in ("mlp", "unet"), "policy.denoiser.type must be mlp or unet"),
         (0 < cfg.policy.act_steps <= cfg.policy.horizon, "policy.act_steps must be in 1..policy.horizon"),
         (cfg.bc_reg["lambda"] >= 0, "bc_reg.lambda must be >= 0"),
@@ -212,7 +217,7 @@ def _check_algorithm(cfg: DictConfig) -> None:
         cls = algorithm_class(cfg.rl.name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    if cfg.separation not in cls.separations:
+    if cfg.separation not in cls.separations:  # "auto" was resolved by _fill_defaults
         raise ConfigError(f"separation={cfg.separation} does not apply to algo={cfg.algo}: choose one of "
                           f"{', '.join(cls.separations)} (network separation needs algo=residual_ppo)")
 

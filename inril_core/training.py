@@ -232,7 +232,7 @@ class FineTuneRun:
             n_steps = cfg.rl.n_chunk_steps
         self.n_chunk_steps = int(n_steps)
         self.envs = make_vector_env(cfg.env.id, cfg.env.n_envs, cfg.env.max_episode_steps, act_steps,
-                                    cfg.env.vector)
+                                    cfg.env.vector, workers=cfg.env.workers, ray_address=cfg.env.ray_address)
 
     def _replay(self, episodes) -> ReplayDraw:
         """The replay buffer and the demo transitions an off-policy algorithm draws its batches from."""

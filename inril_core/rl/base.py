@@ -64,6 +64,7 @@ class RLAlgorithm(ABC):
     name: ClassVar[str]
     on_policy: ClassVar[bool]
     separations: ClassVar[tuple[str, ...]] = ("none", "pcgrad")  # the ``separation`` values it supports
+    default_separation: ClassVar[str] = "pcgrad"  # what ``separation: auto`` (the in-ril preset) means for it
 
     def __init__(self, agent: DiffusionAgent, cfg: Any, separation: str = "none",
                  il_k_max: int | None = None) -> None:
@@ -125,27 +126,32 @@ class RLAlgorithm(ABC):
         """Whether IL and RL train the same parameters (then rho and PCGrad are defined)."""
         return True
 
-    def il_reference_policy(self) -> nn.Module:
-        """The diffusion model whose denoising loss on held-out demos is logged (the imitation the run keeps)."""
-        return self.policy
-
     # ------------------------------------------------------------------------------------------------ state
 
     @abstractmethod
+    def _modules(self) -> dict[str, nn.Module]:
+        """The networks a checkpoint holds beyond the agent's (critics, frozen copies, residual), by name."""
+
+    @abstractmethod
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        ...
+
     def tensors(self) -> dict[str, torch.Tensor]:
-        """Weights beyond the agent's (critics, frozen copies, residual), prefixed by the algorithm's name."""
+        """Weights of ``_modules()``, prefixed by the algorithm's name (safetensors-ready)."""
+        return prefixed(self.name, self._modules())
 
-    @abstractmethod
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        ...
+        load_prefixed(self.name, self._modules(), tensors)
 
-    @abstractmethod
     def state_dict(self) -> dict:
-        ...
+        """Optimiser states and the PCGrad reference: what an exact resume needs beyond the weights."""
+        return {**{name: opt.state_dict() for name, opt in self._optimizers().items()},
+                "last_actor_grad": self.last_actor_grad}
 
-    @abstractmethod
     def load_state_dict(self, state: dict) -> None:
-        ...
+        for name, opt in self._optimizers().items():
+            opt.load_state_dict(state[name])
+        self.last_actor_grad = state["last_actor_grad"]
 
 
 def prefixed(prefix: str, modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from inril_core.agent import DiffusionAgent, NonFiniteError
-from inril_core.rl.base import Actor, AuxLoss, RLAlgorithm, Rollout, load_prefixed, mlp, prefixed
-from inril_core.rl.ppo import clipped_surrogate, epochs_of_minibatch_steps, gae
+from inril_core.agent import DiffusionAgent
+from inril_core.rl.base import Actor, Rollout, mlp
+from inril_core.rl.ppo import ActorCriticPPO, clipped_surrogate, gae
 
 LOGPROB_CLAMP = (-5.0, 2.0)  # per-element log-prob clamp, as DPPO: bounds the ratio of rare chain samples
 
@@ -46,9 +45,8 @@ class DPPOBatch:
         return DPPOBatch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
-class DPPO(RLAlgorithm):
+class DPPO(ActorCriticPPO):
     name = "dppo"
-    on_policy = True
 
     def __init__(self, agent: DiffusionAgent, cfg, separation: str = "none", il_k_max: int | None = None) -> None:
         super().__init__(agent, cfg, separation, il_k_max)
@@ -91,10 +89,6 @@ class DPPO(RLAlgorithm):
             x = mean + std.clamp(min=floor) * torch.randn_like(x)
         chain.append(x)
         return x.clamp(-1.0, 1.0), torch.stack(chain, dim=1)
-
-    @torch.no_grad()
-    def values(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs).squeeze(-1)
 
     # -------------------------------------------------------------------------------------------- loss
 
@@ -146,37 +140,6 @@ class DPPO(RLAlgorithm):
         adv, ret = (x.reshape(S * E, 1).expand(-1, K).reshape(-1) for x in (adv, ret))
         return DPPOBatch(obs, x_prev, x_next, k, j, old_logp, adv, ret)
 
-    # -------------------------------------------------------------------------------------------- update
-
-    def rl_steps(self, data: Rollout, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
-        """PPO epochs of minibatch steps over one rollout (``update`` each), early-stopped by ``rl.target_kl``."""
-        batch = self.prepare(data)
-        c = self.cfg
-        yield from epochs_of_minibatch_steps(
-            len(batch), c.update_epochs, c.minibatch_size, c.target_kl, train_actor, batch.obs.device,
-            lambda idx: self.update(batch.index(idx), aux_actor_loss() if train_actor and aux_actor_loss else None,
-                                    train_actor))
-
-    def update(self, b: DPPOBatch, aux_actor_loss: torch.Tensor | None = None, train_actor: bool = True) -> dict:
-        """One optimiser step on one minibatch; `aux_actor_loss` (e.g. BC-reg) is added to the policy loss."""
-        policy_loss, value_loss, metrics = self.loss(b)
-        total = self.cfg.vf_coef * value_loss
-        if train_actor:
-            total = total + policy_loss + (aux_actor_loss if aux_actor_loss is not None else 0.0)
-        if not torch.isfinite(total):
-            raise NonFiniteError(f"DPPO loss is {total.item()} (policy {policy_loss.item()}, value "
-                                 f"{value_loss.item()}): lower rl.actor_lr / rl.critic_lr; last checkpoint kept")
-        self.actor_opt.zero_grad(set_to_none=True)
-        self.critic_opt.zero_grad(set_to_none=True)
-        total.backward()
-        if train_actor:
-            self.record_actor_grad()
-            metrics["actor_grad_norm"] = nn.utils.clip_grad_norm_(self.actor_parameters(), self.cfg.max_grad_norm).item()
-            self.actor_opt.step()
-        nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.max_grad_norm)
-        self.critic_opt.step()
-        return metrics
-
     # -------------------------------------------------------------------------------------------- imitation
 
     def bc_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
@@ -188,18 +151,3 @@ class DPPO(RLAlgorithm):
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"actor_base": self.actor_base, "critic": self.critic}
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return prefixed(self.name, self._modules())
-
-    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        load_prefixed(self.name, self._modules(), tensors)
-
-    def state_dict(self) -> dict:
-        return {"actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-                "last_actor_grad": self.last_actor_grad}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.last_actor_grad = state["last_actor_grad"]

@@ -1,10 +1,15 @@
-"""PPO pieces shared by the PPO-family algorithms: GAE and the clipped surrogate (Schulman et al. 2017)."""
+"""PPO pieces shared by the PPO-family algorithms (DPPO, residual PPO): GAE, the clipped surrogate (Schulman et al.
+2017), the epoch loop and the actor-critic update."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import torch
+from torch import nn
+
+from inril_core.agent import NonFiniteError
+from inril_core.rl.base import AuxLoss, RLAlgorithm, Rollout
 
 
 def gae(
@@ -73,3 +78,53 @@ def epochs_of_minibatch_steps(n: int, epochs: int, minibatch_size: int, target_k
             yield metrics
         if train_actor and kls and sum(kls) / len(kls) > target_kl:
             break
+
+
+class ActorCriticPPO(RLAlgorithm):
+    """What DPPO and residual PPO share: a V(obs) critic, PPO epochs over one on-policy rollout, and the optimiser
+    step. A subclass builds ``actor_opt``, ``critic_opt``, ``critic`` and defines ``prepare(rollout) -> batch`` (with
+    ``len`` and ``index``) and ``loss(batch) -> (policy loss, value loss, metrics)``."""
+
+    on_policy = True
+    actor_opt: torch.optim.Optimizer
+    critic_opt: torch.optim.Optimizer
+    critic: nn.Module
+
+    @torch.no_grad()
+    def values(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    def rl_steps(self, data: Rollout, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
+        """PPO epochs of minibatch steps over one rollout (``update`` each), early-stopped by ``rl.target_kl``."""
+        batch = self.prepare(data)
+        c = self.cfg
+        yield from epochs_of_minibatch_steps(
+            len(batch), c.update_epochs, c.minibatch_size, c.target_kl, train_actor, batch.obs.device,
+            lambda idx: self.update(batch.index(idx), aux_actor_loss() if train_actor and aux_actor_loss else None,
+                                    train_actor))
+
+    def update(self, batch, aux_actor_loss: torch.Tensor | None = None, train_actor: bool = True) -> dict:
+        """One optimiser step on one minibatch: value loss always, policy loss (+ ``aux_actor_loss``, e.g. BC-reg)
+        when ``train_actor``. A non-finite loss raises before any weight changes; the RL actor gradient is recorded
+        before clipping."""
+        policy_loss, value_loss, metrics = self.loss(batch)
+        total = self.cfg.vf_coef * value_loss
+        if train_actor:
+            total = total + policy_loss + (aux_actor_loss if aux_actor_loss is not None else 0.0)
+        if not torch.isfinite(total):
+            raise NonFiniteError(f"{self.name} loss is {total.item()} (policy {policy_loss.item()}, value "
+                                 f"{value_loss.item()}): lower rl.actor_lr / rl.critic_lr; last checkpoint kept")
+        self.actor_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        total.backward()
+        if train_actor:
+            self.record_actor_grad()
+            metrics["actor_grad_norm"] = nn.utils.clip_grad_norm_(self.actor_parameters(),
+                                                                  self.cfg.max_grad_norm).item()
+            self.actor_opt.step()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.max_grad_norm)
+        self.critic_opt.step()
+        return metrics
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor_opt": self.actor_opt, "critic_opt": self.critic_opt}

@@ -52,26 +52,39 @@ def write_toy_demos(path: str | Path, n_episodes: int = 8, noise: float = 0.3, s
     return store
 
 
-def toy_overrides(root: str | Path) -> list[str]:
+# Tiny sizes of each algorithm's own `rl` keys (every algorithm has its own; struct mode refuses the others').
+TOY_RL = {
+    "dppo": ["rl.ft_denoising_steps=3", "rl.n_chunk_steps=4", "rl.update_epochs=2", "rl.minibatch_size=8",
+             "rl.critic_hidden=[32,32]", "rl.critic_warmup_iters=1", "rl.target_kl=1.0e9"],
+    "residual_ppo": ["rl.n_chunk_steps=12", "rl.update_epochs=2", "rl.minibatch_size=8", "rl.critic_hidden=[32]",
+                     "rl.residual_hidden=[32]", "rl.critic_warmup_iters=1", "rl.target_kl=1.0e9"],
+    "idql": ["rl.n_chunk_steps=4", "rl.replay_ratio=1.0", "rl.batch_size=16", "rl.critic_hidden=[32,32]",
+             "rl.n_candidates=4", "rl.critic_warmup_iters=1", "rl.replay_capacity=500"],
+    "rlpd": ["rl.n_chunk_steps=4", "rl.replay_ratio=1.0", "rl.batch_size=16", "rl.critic_hidden=[32,32]",
+             "rl.actor_hidden=[32,32]", "rl.critic_warmup_iters=1", "rl.replay_capacity=500",
+             "rl.random_env_steps=16"],
+}
+
+
+def toy_overrides(root: str | Path, algo: str = "dppo") -> list[str]:
     root = Path(root)
     return [
         f"env.id={TOY_ENV_ID}", "env.obs_dim=4", "env.act_dim=2", f"env.max_episode_steps={TOY_MAX_STEPS}",
-        "env.n_envs=2", "device=cpu", "seed=0",
+        "env.n_envs=2", "device=cpu", "seed=0", f"algo={algo}",
         f"demos.path={root}/demos", f"pretrain.run_dir={root}/pre", f"run.dir={root}/run",
         "policy.n_steps=6", "policy.horizon=4", "policy.act_steps=4",
         "policy.denoiser.hidden_dims=[32]", "policy.denoiser.time_dim=8",
         "pretrain.max_epochs=3", "pretrain.batch_size=64", "pretrain.eval_episodes=2",
-        "rl.ft_denoising_steps=3", "rl.n_chunk_steps=4", "rl.update_epochs=2", "rl.minibatch_size=8",
-        "rl.critic_hidden=[32,32]", "rl.critic_warmup_iters=1", "rl.target_kl=1.0e9",
+        *TOY_RL[algo],
         "il.batch_size=16", "bc_reg.batch_size=16",
         "train.env_steps=150", "train.eval_every=2", "train.eval_episodes=2", "train.eval_n_envs=2",
         "run.checkpoint_every=1", "run.keep_checkpoints=2",
     ]
 
 
-def toy_config(root: str | Path, *extra: str) -> DictConfig:
+def toy_config(root: str | Path, *extra: str, algo: str = "dppo") -> DictConfig:
     """The real config system (config/*.yaml) with the toy sizes above and `extra` overrides on top."""
-    return load_config(toy_overrides(root) + list(extra))
+    return load_config(toy_overrides(root, algo) + list(extra))
 
 
 def toy_agent(cfg: DictConfig, seed: int = 0) -> DiffusionAgent:
