@@ -1,0 +1,146 @@
+"""IDQL (Hansen-Estruch et al. 2023) as DPPO's repository fine-tunes it: IQL critics and a diffusion actor.
+
+Critics (Kostrikov et al.'s IQL, on normalised observations and whole action chunks):
+    V:  min over the expectile loss  L_V = E[ |tau - 1(u < 0)| u^2 ],  u = min(Q1', Q2')(s, a) - V(s)
+        (tau = ``rl.expectile``, Q' the Polyak-averaged target twins): V tracks an upper expectile of Q, an
+        in-sample estimate of the best action's value that never queries Q off the data.
+    Q:  twin TD regression  L_Q = sum_i E[(Q_i(s, a) - (r + gamma (1 - done) V(s')))^2]
+The actor is the diffusion policy, trained by the plain denoising loss on replay chunks (DPPO's IDQL: no reward
+weighting); the RL signal enters through acting: ``n_candidates`` chunks are sampled per observation and one is
+picked by the critics, at random with weight tau where Q - V > 0 and 1 - tau elsewhere when exploring (the implicit
+policy), by argmax Q when evaluating.
+
+IN-RIL injects demo denoising steps into the same actor (paper-notes §3); its RL gradient, the reference of rho
+and PCGrad, is the replay denoising gradient.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from inril_core.agent import DiffusionAgent, NonFiniteError
+from inril_core.replay import ReplayDraw, Transitions
+from inril_core.rl.base import Actor, AuxLoss, RLAlgorithm, mlp, polyak
+
+
+def expectile_loss(u: torch.Tensor, tau: float) -> torch.Tensor:
+    """E[ |tau - 1(u < 0)| u^2 ]: an asymmetric square loss whose minimiser is the tau-expectile."""
+    return (torch.where(u > 0, tau, 1.0 - tau) * u.pow(2)).mean()
+
+
+class TwinQ(nn.Module):
+    """Two Q(s, chunk) heads; acting and V's target use their minimum (clipped double Q)."""
+
+    def __init__(self, in_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.q1, self.q2 = mlp([in_dim, *hidden, 1]), mlp([in_dim, *hidden, 1])
+
+    def forward(self, obs: torch.Tensor, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, chunk.flatten(1)], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class IDQL(RLAlgorithm):
+    name = "idql"
+    on_policy = False
+
+    def __init__(self, agent: DiffusionAgent, cfg, separation: str = "pcgrad", il_k_max: int | None = None) -> None:
+        super().__init__(agent, cfg, separation, il_k_max)
+        spec, device = agent.spec, agent.device
+        in_dim = spec["obs_dim"] + spec["horizon"] * spec["act_dim"]
+        self.q = TwinQ(in_dim, list(cfg.critic_hidden)).to(device)
+        self.target_q = copy.deepcopy(self.q).requires_grad_(False)
+        self.v = mlp([spec["obs_dim"], *cfg.critic_hidden, 1]).to(device)
+        self.actor_opt = torch.optim.Adam(self.actor_parameters(), lr=cfg.actor_lr)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=cfg.critic_lr)
+        self.v_opt = torch.optim.Adam(self.v.parameters(), lr=cfg.critic_lr)
+
+    # ------------------------------------------------------------------------------------------------ acting
+
+    def actor(self, explore: bool) -> Actor:
+        return Actor(lambda obs: (self.select(obs, explore), None))
+
+    @torch.no_grad()
+    def select(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        """``n_candidates`` DDPM chunks per observation, one picked by the critics (see the module docstring).
+        Evaluation draws its candidates from a fixed seed, so it neither depends on nor disturbs training's RNG."""
+        if not explore:
+            with torch.random.fork_rng(devices=[obs.device] if obs.is_cuda else []):
+                torch.manual_seed(0)
+                return self._pick(obs, greedy=True)
+        return self._pick(obs, greedy=False)
+
+    def _pick(self, obs: torch.Tensor, greedy: bool) -> torch.Tensor:
+        B, N = obs.shape[0], self.cfg.n_candidates
+        repeated = obs.repeat(N, 1)                                            # (N * B, obs_dim), candidate-major
+        chunks = self.policy.sample_ddpm(repeated, min_std=self.cfg.min_sampling_std)
+        q = torch.min(*self.target_q(repeated, chunks)).view(N, B)
+        if greedy:
+            pick = q.argmax(0)
+        else:
+            advantage = q - self.v(repeated).view(N, B)
+            weights = torch.where(advantage > 0, self.cfg.expectile, 1.0 - self.cfg.expectile)
+            pick = torch.multinomial(weights.T, 1).squeeze(-1)
+        return chunks.view(N, B, *chunks.shape[1:])[pick, torch.arange(B, device=obs.device)]
+
+    # ------------------------------------------------------------------------------------------------ learning
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.policy.denoiser.parameters() if p.requires_grad]
+
+    def critic_step(self, b: Transitions) -> dict:
+        """One V (expectile) and one Q (TD to V(s')) step, then the target twins' Polyak average."""
+        with torch.no_grad():
+            target_q = torch.min(*self.target_q(b.obs, b.chunks))
+            next_v = self.v(b.next_obs).squeeze(-1)
+            td_target = self.cfg.reward_scale * b.rewards + self.cfg.gamma * (1.0 - b.dones) * next_v
+        v_loss = expectile_loss(target_q - self.v(b.obs).squeeze(-1), self.cfg.expectile)
+        q1, q2 = self.q(b.obs, b.chunks)
+        q_loss = (q1 - td_target).pow(2).mean() + (q2 - td_target).pow(2).mean()
+        if not (torch.isfinite(v_loss) and torch.isfinite(q_loss)):
+            raise NonFiniteError(f"IDQL critic loss is not finite (V {v_loss.item()}, Q {q_loss.item()}): lower "
+                                 "rl.critic_lr or rl.reward_scale; last checkpoint kept")
+        for loss, opt, net in ((v_loss, self.v_opt, self.v), (q_loss, self.q_opt, self.q)):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
+            opt.step()
+        polyak(self.target_q, self.q, self.cfg.tau)
+        return {"v_loss": v_loss.item(), "q_loss": q_loss.item(), "q_mean": q1.mean().item()}
+
+    def actor_step(self, b: Transitions, aux_actor_loss: torch.Tensor | None) -> dict:
+        """The diffusion actor's denoising loss on replay chunks (+ BC-reg)."""
+        loss = self.policy.denoising_loss(b.obs, b.chunks)
+        total = loss + (aux_actor_loss if aux_actor_loss is not None else 0.0)
+        if not torch.isfinite(total):
+            raise NonFiniteError(f"IDQL actor loss is {total.item()}: lower rl.actor_lr; last checkpoint kept")
+        self.actor_opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.record_actor_grad()
+        norm = nn.utils.clip_grad_norm_(self.actor_parameters(), self.cfg.max_grad_norm).item()
+        self.actor_opt.step()
+        return {"actor_loss": loss.item(), "actor_grad_norm": norm}
+
+    def rl_steps(self, data: ReplayDraw, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
+        for _ in range(data.n_steps):
+            b = data.sample(self.cfg.batch_size)
+            metrics = self.critic_step(b)
+            if train_actor:
+                metrics.update(self.actor_step(b, aux_actor_loss() if aux_actor_loss else None))
+            yield metrics
+
+    # ------------------------------------------------------------------------------------------------ imitation
+
+    def bc_loss(self, obs: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        return self.policy.denoising_loss(obs, chunks, k_max=self.il_k_max)
+
+    # ------------------------------------------------------------------------------------------------ state
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"q": self.q, "target_q": self.target_q, "v": self.v}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor_opt": self.actor_opt, "q_opt": self.q_opt, "v_opt": self.v_opt}

@@ -1,0 +1,159 @@
+"""Off-policy algorithms (IDQL, RLPD): replay, demo transitions, IQL's expectile loss, and tiny IN-RIL runs."""
+import numpy as np
+import pytest
+import torch
+
+import toy_run
+from inril_core.episodes.store import Episode
+from inril_core.policies.normalizer import MinMaxNormalizer
+from inril_core.replay import ReplayBuffer, ReplayDraw, Transitions, demo_transitions
+from inril_core.rl.idql import expectile_loss
+from inril_core.training import FineTuneRun, train
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return toy_run.pretrained_toy_root(tmp_path_factory, "offpolicy")
+
+
+# ---------------------------------------------------------------------------------------------------- IQL
+
+
+def test_expectile_loss_is_minimised_by_the_expectile():
+    u = torch.tensor([0.0, 1.0, 2.0, 10.0])
+    candidates = torch.linspace(0, 10, 2001)
+    for tau in (0.5, 0.8, 0.95):
+        losses = torch.stack([expectile_loss(u - c, tau) for c in candidates])
+        best = candidates[losses.argmin()].item()
+        # the tau-expectile e solves tau sum_{u>e}(u-e) = (1-tau) sum_{u<e}(e-u)
+        above, below = (u - best).clamp(min=0).sum(), (best - u).clamp(min=0).sum()
+        assert tau * above.item() == pytest.approx((1 - tau) * below.item(), abs=0.02)
+    assert expectile_loss(u - 3.0, 0.5) == pytest.approx(((u - 3.0) ** 2).mean().item() / 2)
+
+
+def test_a_higher_expectile_sits_higher():
+    u = torch.randn(1000)
+    grid = torch.linspace(-3, 3, 601)
+    fit = [grid[torch.stack([expectile_loss(u - c, t) for c in grid]).argmin()].item() for t in (0.5, 0.7, 0.9)]
+    assert fit[0] < fit[1] < fit[2] and fit[0] == pytest.approx(u.mean().item(), abs=0.01)
+
+
+# ---------------------------------------------------------------------------------------------------- replay
+
+
+def transitions(n: int, start: float = 0.0) -> Transitions:
+    v = torch.arange(n, dtype=torch.float32) + start
+    return Transitions(v[:, None].repeat(1, 3), v[:, None, None].repeat(1, 2, 1), v, v[:, None].repeat(1, 3) + 1,
+                       torch.zeros(n))
+
+
+def test_replay_keeps_the_newest_capacity_transitions():
+    buffer = ReplayBuffer(5, obs_dim=3, horizon=2, act_dim=1, device="cpu")
+    buffer.add(transitions(4))
+    buffer.add(transitions(3, start=100))
+    assert len(buffer) == 5 and sorted(buffer.data.rewards.tolist()) == [2.0, 3.0, 100.0, 101.0, 102.0]
+
+
+def test_replay_state_round_trips():
+    buffer = ReplayBuffer(8, 3, 2, 1, "cpu")
+    buffer.add(transitions(6))
+    copy = ReplayBuffer(8, 3, 2, 1, "cpu")
+    copy.load_state_dict(buffer.state_dict())
+    assert (copy.size, copy.next) == (6, 6) and torch.equal(copy.data.obs[:6], buffer.data.obs[:6])
+
+
+def test_replay_draw_takes_the_demo_share_of_each_batch():
+    buffer = ReplayBuffer(100, 3, 2, 1, "cpu")
+    buffer.add(transitions(50))
+    draw = ReplayDraw(buffer, 1, transitions(10, start=1000), demo_ratio=0.5)
+    batch = draw.sample(64)
+    assert len(batch) == 64 and int((batch.rewards >= 1000).sum()) == 32
+
+
+def identity_norm(dim: int) -> MinMaxNormalizer:
+    return MinMaxNormalizer().fit(np.array([[-1.0] * dim, [1.0] * dim]))
+
+
+def test_demo_transitions_sum_rewards_over_the_executed_steps_and_end_terminal_episodes():
+    ep = Episode(np.arange(6, dtype=np.float32)[:, None], np.zeros((6, 1)), np.array([0, 0, 0, 0, 0, 1.0]),
+                 {"success": True})
+    t = demo_transitions([ep], horizon=2, act_steps=2, obs_norm=identity_norm(1), act_norm=identity_norm(1))
+    assert len(t) == 6
+    assert t.rewards.tolist() == [0, 0, 0, 0, 1, 1] and t.dones.tolist() == [0, 0, 0, 0, 1, 1]
+    assert t.next_obs[:4, 0].tolist() == [2, 3, 4, 5]
+
+
+def test_demo_transitions_drop_steps_whose_next_observation_was_not_recorded():
+    ep = Episode(np.arange(6, dtype=np.float32)[:, None], np.zeros((6, 1)), np.ones(6), {"terminated": False})
+    t = demo_transitions([ep], horizon=2, act_steps=2, obs_norm=identity_norm(1), act_norm=identity_norm(1))
+    assert len(t) == 4 and t.dones.sum() == 0 and t.rewards.tolist() == [2, 2, 2, 2]
+
+
+# ---------------------------------------------------------------------------------------------------- runs
+
+
+@pytest.mark.parametrize("algo", ["idql", "rlpd"])
+def test_a_tiny_in_ril_run_fills_the_replay_injects_and_resumes_with_it(root, algo):
+    run_dir = root / f"run-{algo}"
+    cfg = toy_run.toy_config(root, f"run.dir={run_dir}", "train.env_steps=64", "interleave.m=2", algo=algo)
+    report = train(cfg)
+    assert report["env_steps"] >= 64 and report["algo"] == algo
+    injections = (run_dir / "injections.csv").read_text().splitlines()
+    assert len(injections) > 1  # header + at least one injection
+    resumed = FineTuneRun(toy_run.toy_config(root, f"run.dir={run_dir}", "train.env_steps=96", algo=algo),
+                          resume=True)
+    try:
+        per_iteration = cfg.env.n_envs * cfg.rl.n_chunk_steps
+        assert len(resumed.replay.replay) == min(report["iterations"] * per_iteration, cfg.rl.replay_capacity)
+        before = len(resumed.replay.replay)
+        resumed.update(resumed.collect())
+        assert len(resumed.replay.replay) == min(before + per_iteration, cfg.rl.replay_capacity)
+    finally:
+        resumed.log.close()
+        resumed.envs.close()
+
+
+def test_rlpd_draws_half_of_each_batch_from_the_demos_and_idql_none(root):
+    for algo, share in (("rlpd", 0.5), ("idql", 0.0)):
+        run = FineTuneRun(toy_run.toy_config(root, f"run.dir={root / f'mix-{algo}'}", algo=algo), resume=False)
+        try:
+            assert run.replay.demo_ratio == share and (run.replay.demos is not None) == (share > 0)
+        finally:
+            run.log.close()
+            run.envs.close()
+
+
+# ---------------------------------------------------------------------------------------------------- acting
+
+
+def test_idql_greedy_acting_picks_the_candidate_the_critics_rate_highest(root):
+    from inril_core.training import build_learner, load_pretrained_agent
+
+    cfg = toy_run.toy_config(root, "rl.n_candidates=6", algo="idql")
+    algo = build_learner(cfg, load_pretrained_agent(cfg.train.pretrained, cfg.task), "cpu").algo
+    drawn = []
+    sample = algo.policy.sample_ddpm
+    algo.policy.sample_ddpm = lambda obs, **kw: drawn.append(sample(obs, **kw)) or drawn[-1]
+    algo.target_q.forward = lambda obs, chunk: (chunk.sum(dim=(1, 2)), chunk.sum(dim=(1, 2)) + 1)
+    obs = torch.rand(3, 4) * 2 - 1
+    chosen = algo.actor(explore=False).act(obs)[0]
+    candidates = drawn[0].view(6, 3, *drawn[0].shape[1:])  # candidate-major
+    best = candidates.sum(dim=(2, 3)).argmax(0)
+    assert torch.equal(chosen, candidates[best, torch.arange(3)])
+
+
+def test_rlpd_log_prob_is_the_change_of_variables_of_the_tanh_gaussian():
+    from inril_core.rl.rlpd import SquashedGaussianActor
+
+    torch.manual_seed(0)
+    pi = SquashedGaussianActor(obs_dim=3, horizon=2, act_dim=2, hidden=[16])
+    obs = torch.randn(5, 3)
+    torch.manual_seed(1)
+    chunk, logp = pi.sample(obs)
+    mean, std = pi._dist(obs)
+    reference = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, std), [torch.distributions.TanhTransform(cache_size=1)])
+    flat = chunk.flatten(1).clamp(-1 + 1e-6, 1 - 1e-6)
+    assert torch.allclose(logp, reference.log_prob(flat).sum(-1), atol=1e-3)
