@@ -90,6 +90,8 @@ def fixed_noise_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     """``loss(obs, chunks)`` on (the first `max_samples` of) `split` at fixed noise draws, so that successive values
     are comparable; the training RNG streams (CPU and the split's CUDA device) are left exactly as they were."""
     n = min(len(split), max_samples)
+    if n == 0:
+        return float("nan")  # a run without demos
     with torch.random.fork_rng(devices=[split.obs.device] if split.obs.is_cuda else []):
         torch.manual_seed(12345)
         return loss(split.obs[:n], split.chunks[:n]).item()
@@ -113,16 +115,20 @@ def load_demo_episodes(path: str, obs_dim: int, act_dim: int):
 
 
 def build_demo_splits(episodes, horizon: int, obs_norm, act_norm, holdout_fraction: float, seed: int,
-                      device: torch.device | str = "cpu") -> tuple[DemoSplit, DemoSplit]:
-    """Train / held-out splits by whole episodes (held-out IL loss then measures generalisation, not memory)."""
+                      device: torch.device | str = "cpu", obs_dim: int | None = None,
+                      act_dim: int | None = None) -> tuple[DemoSplit, DemoSplit]:
+    """Train / held-out splits by whole episodes (held-out IL loss then measures generalisation, not memory).
+    No episodes (a run without demos, ``demos.use: false``) give two empty splits of (obs_dim, act_dim)."""
+    if episodes:
+        obs_dim, act_dim = episodes[0].obs_dim, episodes[0].act_dim
     order = np.random.default_rng(seed).permutation(len(episodes))
-    n_hold = min(len(episodes) - 1, max(1, int(round(holdout_fraction * len(episodes))))) if holdout_fraction else 0
+    n_hold = (min(len(episodes) - 1, max(1, int(round(holdout_fraction * len(episodes)))))
+              if holdout_fraction and episodes else 0)
     parts = []
     for chosen in (order[n_hold:], order[:n_hold]):
         pairs = [chunk_pairs(episodes[i].observations, episodes[i].actions, horizon) for i in chosen]
-        obs = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros((0, episodes[0].obs_dim), np.float32)
-        chunks = (np.concatenate([p[1] for p in pairs]) if pairs
-                  else np.zeros((0, horizon, episodes[0].act_dim), np.float32))
+        obs = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros((0, obs_dim), np.float32)
+        chunks = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros((0, horizon, act_dim), np.float32)
         parts.append(DemoSplit(
             obs_norm.normalize(torch.as_tensor(obs, dtype=torch.float32)).to(device),
             act_norm.normalize(torch.as_tensor(chunks, dtype=torch.float32)).to(device),

@@ -24,7 +24,10 @@ app = typer.Typer(help="IN-RIL: interleaved RL + imitation fine-tuning of diffus
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 demos_app = typer.Typer(help="Make and inspect demonstration stores.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: simulator speed, sample efficiency.", no_args_is_help=True)
+expert_app = typer.Typer(help="Experts for tasks without a scripted one (locomotion): trained here, from scratch.",
+                         no_args_is_help=True)
 app.add_typer(demos_app, name="demos")
+app.add_typer(expert_app, name="expert")
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -87,18 +90,15 @@ def pretrain(overrides: Optional[list[str]] = OVERRIDES):
 @app.command("eval", context_settings=EXTRA)
 def evaluate_cmd(run: Path = typer.Argument(..., help="a run or pretrain directory (uses its newest checkpoint)"),
                  overrides: Optional[list[str]] = OVERRIDES):
-    """Evaluate a checkpoint with the deterministic (DDIM eta=0) policy; task=lift@robosuite runs it on robosuite."""
-    from inril_core.agent import DiffusionAgent
-    from inril_core.checkpoint import load_latest
+    """Evaluate a checkpoint's deterministic policy (its algorithm's: DDIM eta=0 diffusion, greedy IDQL pick, base +
+    residual mean, Gaussian mean); task=lift@robosuite runs it on the robosuite backend."""
     from inril_core.evaluate import evaluate
+    from inril_core.training import load_policy
 
     cfg = _guarded(lambda: _config(overrides))
-    found = load_latest(run)
-    if found is None:
-        _fail(f"{run} has no checkpoint (expected {run}/checkpoints/step_*)")
-    agent = DiffusionAgent.from_tensors(found[1])
-    result = evaluate(agent.act_deterministic, cfg.env.id, cfg.env.max_episode_steps, agent.act_steps,
-                      cfg.train.eval_episodes, cfg.train.eval_n_envs, seed=cfg.seed)
+    policy = _guarded(lambda: load_policy(run))
+    result = evaluate(policy, cfg.env.id, cfg.env.max_episode_steps, policy.act_steps, cfg.train.eval_episodes,
+                      cfg.train.eval_n_envs, seed=cfg.seed, on_ended=policy.episodes_ended)
     print(json.dumps({"run": str(run), "env": cfg.env.id, **result.as_dict()}, indent=2))
 
 
@@ -112,17 +112,46 @@ def show_config(overrides: Optional[list[str]] = OVERRIDES):
 
 @demos_app.command("make", context_settings=EXTRA)
 def demos_make(overrides: Optional[list[str]] = OVERRIDES):
-    """Roll the scripted expert (mixed noise) and store n successful episodes: `inril demos make task=can n=300`."""
+    """Store n demos: the scripted expert's successful episodes at mixed noise (`inril demos make task=can n=300`),
+    or, for tasks with demos.expert_run (locomotion), the trained expert's episodes at mixed noise."""
     from inril_core.episodes.store import EpisodeStore
-    from inril_sim.demos import make_demos
 
     cfg = _guarded(lambda: _config(overrides, {"n": "demos.n"}))
     task = cfg.task.partition("@")[0]
     store = EpisodeStore(cfg.demos.path)
     if len(store):
         console.print(f"{cfg.demos.path} already holds {len(store)} episodes; adding {cfg.demos.n} more")
-    report = make_demos(task, cfg.demos.n, store, seed=cfg.seed, noise_levels=tuple(cfg.demos.noise_levels))
+    if cfg.demos.expert_run:
+        from inril_core.training import load_policy
+        from inril_sim.demos import make_policy_demos
+
+        expert = _guarded(lambda: load_policy(cfg.demos.expert_run))
+        report = make_policy_demos(cfg.env.id, cfg.env.max_episode_steps, lambda obs: expert(obs[None])[0, 0],
+                                   cfg.demos.n, store, task, seed=cfg.seed,
+                                   noise_levels=tuple(cfg.demos.noise_levels))
+    else:
+        from inril_sim.demos import make_demos
+
+        report = make_demos(task, cfg.demos.n, store, seed=cfg.seed, noise_levels=tuple(cfg.demos.noise_levels))
     print(json.dumps({"store": cfg.demos.path, **report}, indent=2))
+
+
+@expert_app.command("train", context_settings=EXTRA)
+def expert_train(overrides: Optional[list[str]] = OVERRIDES):
+    """Train the expert of a task with demos.expert_run (e.g. task=hopper) from scratch: SAC (algo=rlpd, method=expert,
+    no demos) for demos.expert_env_steps env steps into demos.expert_run; resumes an interrupted one."""
+    from inril_core.checkpoint import load_latest
+    from inril_core.training import train as run_train
+
+    args = ["algo=rlpd", "method=expert", *(overrides or [])]
+    cfg = _guarded(lambda: _config(args))
+    if not cfg.demos.expert_run:
+        _fail(f"task {cfg.task} has no demos.expert_run: its demos come from its scripted expert "
+              f"('inril demos make task={cfg.task}')")
+    run_dir = Path(cfg.demos.expert_run)
+    expert_cfg = _guarded(lambda: _config([*args, f"run.dir={run_dir}", f"train.env_steps={cfg.demos.expert_env_steps}"]))
+    report = _guarded(lambda: run_train(expert_cfg, resume=load_latest(run_dir) is not None))
+    console.print(f"expert {run_dir}: mean return {report['final_return']:.1f} after {report['env_steps']} env steps")
 
 
 @demos_app.command("info")
@@ -144,7 +173,11 @@ def _ensure_pretrained(cfg, overrides: list[str]) -> None:
     from inril_core.training import pretrain as run_pretrain
 
     if not Path(cfg.demos.path).exists() or len(EpisodeStore(cfg.demos.path)) == 0:
-        console.print(f"no demos at {cfg.demos.path}: making {cfg.demos.n} with the scripted expert")
+        if cfg.demos.expert_run and load_latest(cfg.demos.expert_run) is None:
+            console.print(f"no expert at {cfg.demos.expert_run}: training it from scratch (inril expert train)")
+            expert_train([o for o in overrides if o.partition("=")[0] in ("task", "seed", "device", "threads")])
+        console.print(f"no demos at {cfg.demos.path}: making {cfg.demos.n} with the "
+                      f"{'trained' if cfg.demos.expert_run else 'scripted'} expert")
         demos_make(overrides)
     if load_latest(cfg.train.pretrained) is None:
         console.print(f"no pre-trained policy at {cfg.train.pretrained}: pre-training")

@@ -187,6 +187,9 @@ def validate(cfg: DictConfig) -> None:
         (cfg.il.denoising_steps == "all" or cfg.rl.name == "dppo",
          "il.denoising_steps: finetuned restricts the demo loss to DPPO's K' fine-tuned steps: only with algo=dppo"),
         (cfg.train.metric in ("success_rate", "mean_return"), "train.metric must be success_rate or mean_return"),
+        (cfg.demos.use or (math.isinf(interleave_m(cfg)) and cfg.bc_reg["lambda"] == 0
+                           and cfg.rl.get("demo_ratio", 0.0) == 0 and cfg.il.success_capacity == 0),
+         "demos.use=false leaves no demos: use method=rl-only (interleave.m=inf, bc_reg.lambda=0) and rl.demo_ratio=0"),
         (cfg.interleave.schedule in ("fixed", "adaptive"), "interleave.schedule must be fixed or adaptive"),
         (cfg.env.vector in ("sync", "async", "ray"), "env.vector must be sync, async or ray"),
         (1 <= cfg.env.workers <= cfg.env.n_envs, "env.workers must be in 1..env.n_envs"),

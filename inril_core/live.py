@@ -215,6 +215,7 @@ def episodes_to_rollout(episodes: Sequence[LiveEpisode], algo: DPPO) -> Rollout:
     obs = agent.obs_tensor(np.stack([t.obs for t in records]))
     chains = torch.as_tensor(np.stack([t.chain for t in records]), dtype=torch.float32, device=agent.device)
     rewards = torch.zeros(len(records))
+    bootstrap = torch.zeros(len(records))
     dones = torch.zeros(len(records))
     ends = np.cumsum([len(e.records) for e in episodes]) - 1
     for end, episode in zip(ends, episodes):
@@ -225,10 +226,10 @@ def episodes_to_rollout(episodes: Sequence[LiveEpisode], algo: DPPO) -> Rollout:
     if timeouts:
         index, final = zip(*timeouts)
         values = algo.values(agent.obs_tensor(np.stack(final))).cpu()
-        rewards[list(index)] += algo.cfg.gamma * values
+        bootstrap[list(index)] = algo.cfg.gamma * values
     device = agent.device
     return Rollout(obs[:, None], chains[:, None], rewards[:, None].to(device), dones[:, None].to(device),
-                   agent.obs_tensor(records[-1].next_obs[None]))
+                   agent.obs_tensor(records[-1].next_obs[None]), bootstrap[:, None].to(device))
 
 
 class LiveLearner:

@@ -12,6 +12,7 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,13 @@ from inril_core.agent import DiffusionAgent, NonFiniteError
 from inril_core.buffers import build_demo_splits, fixed_noise_loss, load_demo_episodes
 from inril_core.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from inril_core.config import interleave_m, resolve_device
-from inril_core.envs import make_vector_env, step_outcome
+from inril_core.envs import make_env, make_vector_env, step_outcome
 from inril_core.evaluate import evaluate
 from inril_core.interleave import InterleaveSchedule
 from inril_core.learner import ImitationUpdater, Learner
 from inril_core.replay import ReplayBuffer, ReplayDraw, Transitions, demo_transitions
 from inril_core.rl import build_algorithm
-from inril_core.rl.base import Rollout
+from inril_core.rl.base import Actor, Rollout
 from inril_core.run_log import RunLog
 
 
@@ -143,15 +144,66 @@ def load_pretrained_agent(pretrained_dir: str | Path, task: str) -> DiffusionAge
     return DiffusionAgent.from_tensors(found[1])
 
 
+@dataclass
+class DeployedPolicy:
+    """A policy on raw observations, as evaluation and demo making roll it out: raw obs (B, obs_dim) -> raw actions
+    (B, act_steps, A), and ``episodes_ended`` for a policy that keeps per-episode state (residual PPO)."""
+    agent: DiffusionAgent
+    actor: Actor
+    act_steps: int
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.agent.to_env_actions(self.actor.act(self.agent.obs_tensor(obs))[0])
+
+    def episodes_ended(self, ended: np.ndarray) -> None:
+        self.actor.episodes_ended(ended)
+
+
+def load_policy(run_dir: str | Path, explore: bool = False) -> DeployedPolicy:
+    """The newest checkpoint's policy: a fine-tuning run's algorithm (built from the run's config.yaml: residual,
+    Gaussian or diffusion actor) or a pre-training run's diffusion policy (DDIM eta=0); on the CPU."""
+    run_dir = Path(run_dir)
+    found = load_latest(run_dir)
+    if found is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint (expected {run_dir}/checkpoints/step_*)")
+    tensors = found[1]
+    agent = DiffusionAgent.from_tensors(tensors)
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        from inril_core.config import load_run_config
+
+        cfg = load_run_config(run_dir)
+        if any(k.startswith(f"{cfg.rl.name}.") for k in tensors):  # a fine-tuning run: its algorithm acts
+            algo = build_algorithm(cfg, agent)
+            algo.load_tensors(tensors)
+            return DeployedPolicy(agent, algo.actor(explore), algo.env_act_steps)
+    return DeployedPolicy(agent, Actor(lambda obs: (agent.policy.sample_ddim(obs, eta=0.0), None)), agent.act_steps)
+
+
+def scratch_agent(cfg: DictConfig) -> DiffusionAgent:
+    """A fresh policy for RL from scratch (``train.pretrained: scratch``, e.g. the locomotion experts): observations
+    pass unscaled (identity normaliser, as SAC on MuJoCo states) and actions map the env's action bounds to [-1, 1]."""
+    agent = DiffusionAgent.from_config(cfg)
+    env = make_env(cfg.env.id, cfg.env.max_episode_steps, 1)
+    try:
+        space = env.unwrapped.action_space
+        agent.act_norm.fit(np.stack([space.low, space.high]))
+    finally:
+        env.close()
+    agent.obs_norm.fit(np.stack([-np.ones(cfg.env.obs_dim), np.ones(cfg.env.obs_dim)]))
+    return agent
+
+
 def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str, episodes=None) -> Learner:
     """The RL algorithm of ``cfg.algo`` around ``agent`` (already on ``device``), the IN-RIL schedule and the
     imitation updater on the demo store (``episodes`` when already loaded), wired as every fine-tuning loop needs
     them; one place, so the offline run (FineTuneRun) and the live learner (inril_core.live) learn the same way.
     The learner reaches the algorithm as ``.algo``."""
     if episodes is None:
-        episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
+        episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim) if cfg.demos.use else []
     demos, holdout = build_demo_splits(episodes, cfg.policy.horizon, agent.obs_norm, agent.act_norm,
-                                       cfg.demos.holdout_fraction, cfg.seed, device)
+                                       cfg.demos.holdout_fraction, cfg.seed, device, cfg.env.obs_dim,
+                                       cfg.env.act_dim)
     algo = build_algorithm(cfg, agent)
     schedule = InterleaveSchedule(interleave_m(cfg), cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
                                   cfg.interleave.m_max, cfg.interleave.ema)
@@ -205,8 +257,10 @@ class FineTuneRun:
         self.run_dir = Path(cfg.run.dir)
         self.device = resolve_device(cfg.device, cfg.threads)
         seed_everything(cfg.seed)
-        self.agent = load_pretrained_agent(cfg.train.pretrained, cfg.task).to(self.device)
-        episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim)
+        scratch = cfg.train.pretrained == "scratch"
+        self.agent = (scratch_agent(cfg) if scratch else load_pretrained_agent(cfg.train.pretrained, cfg.task)).to(
+            self.device)
+        episodes = load_demo_episodes(cfg.demos.path, cfg.env.obs_dim, cfg.env.act_dim) if cfg.demos.use else []
         self.learner = build_learner(cfg, self.agent, self.device, episodes)
         self.algo = self.learner.algo
         self.replay = None if self.algo.on_policy else self._replay(episodes)
@@ -280,7 +334,7 @@ class FineTuneRun:
         obs, _ = self.envs.reset(seed=self._reset_seeds())
         self.tally.restart()
         actor = self.algo.actor(explore=True)
-        obs_t, samples, rewards, dones = [], [], [], []
+        obs_t, samples, rewards, dones, bootstraps = [], [], [], [], []
         keep_successes = self.learner.imitation.successes.capacity > 0  # else no per-env bookkeeping
         episode_pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(E)]
         for _ in range(self.n_chunk_steps):
@@ -290,15 +344,15 @@ class FineTuneRun:
                 for i in range(E):
                     episode_pairs[i].append((o[i], chunk[i]))
             obs, reward, terminated, truncated, info = self.envs.step(self.agent.to_env_actions(chunk))
-            reward = reward.astype(np.float64)
             ended = terminated | truncated
             actor.episodes_ended(ended)
             steps, success = step_outcome(info, ended)
             self.tally.step(reward, ended, success)
+            bootstrap = np.zeros(E)
             timed_out = truncated & ~terminated
             if timed_out.any():  # bootstrap a time-out with the value of the state it stopped in
                 final = np.stack([info["final_obs"][i] for i in np.nonzero(timed_out)[0]])
-                reward[timed_out] += cfg.rl.gamma * self.algo.values(self.agent.obs_tensor(final)).cpu().numpy()
+                bootstrap[timed_out] = cfg.rl.gamma * self.algo.values(self.agent.obs_tensor(final)).cpu().numpy()
             for i in np.nonzero(ended)[0]:
                 if keep_successes and success[i]:
                     pair_obs, pair_chunks = zip(*episode_pairs[i])
@@ -308,11 +362,12 @@ class FineTuneRun:
             obs_t.append(o)
             samples.append(sample)
             rewards.append(torch.as_tensor(reward, dtype=torch.float32))
+            bootstraps.append(torch.as_tensor(bootstrap, dtype=torch.float32))
             dones.append(torch.as_tensor(ended, dtype=torch.float32))
         self.recent = self.tally.take() or self.recent
         dev = self.device
         return Rollout(torch.stack(obs_t), torch.stack(samples), torch.stack(rewards).to(dev),
-                       torch.stack(dones).to(dev), self.agent.obs_tensor(obs))
+                       torch.stack(dones).to(dev), self.agent.obs_tensor(obs), torch.stack(bootstraps).to(dev))
 
     def _collect_replay(self) -> ReplayDraw:
         """``rl.n_chunk_steps`` decisions per env into the replay buffer; episodes carry on across iterations.
@@ -352,10 +407,9 @@ class FineTuneRun:
 
     def evaluate(self) -> dict:
         c = self.cfg
-        actor = self.algo.actor(explore=False)
-        result = evaluate(lambda o: self.agent.to_env_actions(actor.act(self.agent.obs_tensor(o))[0]), c.env.id,
-                          c.env.max_episode_steps, self.algo.env_act_steps, c.train.eval_episodes,
-                          c.train.eval_n_envs, seed=c.seed, on_ended=actor.episodes_ended)
+        policy = DeployedPolicy(self.agent, self.algo.actor(explore=False), self.algo.env_act_steps)
+        result = evaluate(policy, c.env.id, c.env.max_episode_steps, policy.act_steps, c.train.eval_episodes,
+                          c.train.eval_n_envs, seed=c.seed, on_ended=policy.episodes_ended)
         self.last_eval = {"iteration": self.iteration, "env_steps": self.env_steps, **result.as_dict()}
         row = {"iteration": self.iteration, "env_steps": self.env_steps, "success_rate": result.success_rate,
                "ci_low": result.success_ci95[0], "ci_high": result.success_ci95[1],

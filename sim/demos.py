@@ -21,26 +21,33 @@ from inril_sim.experts import make_expert
 SEEDS_PER_RUN = 1_000_000
 
 
-def rollout_expert(env: gym.Env, task: str, noise: float, episode_seed: int) -> dict[str, np.ndarray | bool]:
-    """One expert episode; observations are those the actions were chosen from (the final one is dropped)."""
-    expert = make_expert(task, noise, episode_seed)
+def rollout_episode(env: gym.Env, act: Callable[[np.ndarray], np.ndarray],
+                    episode_seed: int) -> dict[str, np.ndarray | bool]:
+    """One episode of ``act(obs) -> action``; observations are those the actions were chosen from (the final one
+    is dropped). ``terminated`` says whether the episode ended on its own rather than by the time limit."""
     obs, _ = env.reset(seed=episode_seed)
     observations, actions, rewards = [], [], []
-    success, done = False, False
+    success, terminated, done = False, False, False
     while not done:
-        action = expert.act(obs)
+        action = act(obs)
         observations.append(obs)
         actions.append(action)
         obs, reward, terminated, truncated, info = env.step(action)
         rewards.append(reward)
-        success = bool(info["success"])
+        success = bool(info.get("success", False))
         done = terminated or truncated
     return {
         "observations": np.asarray(observations, dtype=np.float32),
         "actions": np.asarray(actions, dtype=np.float32),
         "rewards": np.asarray(rewards, dtype=np.float32),
         "success": success,
+        "terminated": bool(terminated),
     }
+
+
+def rollout_expert(env: gym.Env, task: str, noise: float, episode_seed: int) -> dict[str, np.ndarray | bool]:
+    """One scripted-expert episode."""
+    return rollout_episode(env, make_expert(task, noise, episode_seed).act, episode_seed)
 
 
 def make_demos(
@@ -87,3 +94,55 @@ def make_demos(
         "seconds": time.perf_counter() - start,
         "mean_length": float(np.mean(stored_lengths)) if stored_lengths else 0.0,
     }
+
+
+def make_policy_demos(
+    env_id: str,
+    max_episode_steps: int,
+    policy: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    store: EpisodeStore,
+    task: str,
+    seed: int = 0,
+    noise_levels: tuple[float, ...] = (0.1, 0.3),
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Append ``n`` episodes of a learned ``policy(obs) -> action`` (an expert trained with 'inril expert train'),
+    each with Gaussian action noise of a std cycling through ``noise_levels`` (clipped to the action bounds).
+
+    For dense-reward tasks, where no episode "fails": every episode is stored, its return in the metadata, and the
+    noise makes the set mixed-quality, like D4RL's "medium" data. Attempt ``i`` uses ``episode_seed = seed *
+    1_000_000 + i`` for the env and the noise. Returns ``{n_stored, mean_return, min_return, max_return,
+    mean_length, seconds}``.
+    """
+    if not noise_levels:
+        raise ValueError("noise_levels must name at least one noise level")
+    env = gym.make(env_id, max_episode_steps=max_episode_steps)
+    low, high = env.action_space.low, env.action_space.high
+    start = time.perf_counter()
+    returns, lengths = [], []
+    try:
+        for i in range(n):
+            noise = float(noise_levels[i % len(noise_levels)])
+            episode_seed = seed * SEEDS_PER_RUN + i
+            rng = np.random.default_rng(episode_seed)
+
+            def act(obs: np.ndarray) -> np.ndarray:
+                action = policy(obs)
+                return np.clip(action + noise * rng.standard_normal(action.shape) * (high - low) / 2, low, high)
+
+            result = rollout_episode(env, act, episode_seed)
+            episode_return = float(result["rewards"].sum())
+            metadata = {"task": task, "source": "policy", "success": result["success"], "seed": episode_seed,
+                        "noise": noise, "return": episode_return, "terminated": result["terminated"],
+                        "policy_version": None}
+            store.append(Episode(result["observations"], result["actions"], result["rewards"], metadata))
+            returns.append(episode_return)
+            lengths.append(len(result["actions"]))
+            if progress is not None:
+                progress(i + 1, i + 1)
+    finally:
+        env.close()
+    return {"n_stored": n, "mean_return": float(np.mean(returns)), "min_return": float(np.min(returns)),
+            "max_return": float(np.max(returns)), "mean_length": float(np.mean(lengths)),
+            "seconds": time.perf_counter() - start}

@@ -37,9 +37,15 @@ class Rollout:
     """One iteration of on-policy data, (S decision steps, E envs), observations normalised."""
     obs: torch.Tensor        # (S, E, obs_dim)
     samples: torch.Tensor    # (S, E, ...): the record explore() returned with each decision (DPPO: the chain)
-    rewards: torch.Tensor    # (S, E) rewards of each decision (+ gamma V(final obs) where an episode was truncated)
+    rewards: torch.Tensor    # (S, E) env rewards of each decision
     dones: torch.Tensor      # (S, E) 1 where an episode ended in that decision step
     last_obs: torch.Tensor   # (E, obs_dim) observation after the last step (bootstrap)
+    bootstrap: torch.Tensor  # (S, E) gamma V(final obs) where an episode was truncated (a time-out), else 0
+
+    def returns_input(self, reward_scale: float) -> torch.Tensor:
+        """What GAE adds up per step: the scaled reward, plus the critic's value of a time-out's final state (in
+        the critic's, i.e. scaled, units), so a time-out is not mistaken for the end of the task."""
+        return reward_scale * self.rewards + self.bootstrap
 
 
 class Actor:

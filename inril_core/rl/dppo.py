@@ -124,7 +124,7 @@ class DPPO(ActorCriticPPO):
         """Advantages, returns and old log-probs, flattened to one item per (chunk step, env, denoising step)."""
         S, E = r.rewards.shape
         values = self.values(r.obs.reshape(S * E, -1)).reshape(S, E)
-        adv, ret = gae(r.rewards, values, r.dones, self.values(r.last_obs), self.cfg.gamma, self.cfg.gae_lambda)
+        adv, ret = gae(r.returns_input(self.cfg.reward_scale), values, r.dones, self.values(r.last_obs), self.cfg.gamma, self.cfg.gae_lambda)
         K = self.K
         obs = r.obs.reshape(S * E, 1, -1).expand(-1, K, -1).reshape(S * E * K, -1)
         chains = r.samples.reshape(S * E, K + 1, *r.samples.shape[-2:])

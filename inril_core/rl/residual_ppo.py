@@ -138,7 +138,7 @@ class ResidualPPO(ActorCriticPPO):
         """GAE over env steps, old log-probs; flattened to one item per (step, env)."""
         S, E = r.rewards.shape
         values = self.values(r.obs.reshape(S * E, -1)).reshape(S, E)
-        adv, ret = gae(r.rewards, values, r.dones, self.values(r.last_obs), self.cfg.gamma, self.cfg.gae_lambda)
+        adv, ret = gae(r.returns_input(self.cfg.reward_scale), values, r.dones, self.values(r.last_obs), self.cfg.gamma, self.cfg.gae_lambda)
         obs = r.obs.reshape(S * E, -1)
         base, residual = r.samples.reshape(S * E, 2, -1).unbind(dim=1)
         old_logp = self.residual.log_prob(obs, base, residual)

@@ -160,7 +160,8 @@ def test_success_and_timeout_episodes_get_finetunerun_rewards_and_dones(live):
     bootstrap = live.cfg.rl.gamma * live.algo.values(live.agent.obs_tensor(timeout[-1].next_obs[None])).item()
     assert rollout.rewards.shape == rollout.dones.shape == (5, 1)
     assert rollout.dones[:, 0].tolist() == [0, 0, 1, 0, 1]
-    torch.testing.assert_close(rollout.rewards[:, 0], torch.tensor([0, 0, 1, 0, bootstrap]))
+    torch.testing.assert_close(rollout.rewards[:, 0], torch.tensor([0.0, 0, 1, 0, 0]))
+    torch.testing.assert_close(rollout.bootstrap[:, 0], torch.tensor([0, 0, 0, 0, bootstrap]))
     assert rollout.samples.shape == (5, 1, live.algo.K + 1, 4, 2)
     torch.testing.assert_close(rollout.obs[3:, 0], live.agent.obs_tensor(np.stack([t.obs for t in timeout])))
 

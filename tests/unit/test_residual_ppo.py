@@ -29,7 +29,7 @@ def rollout(algo, steps: int = 6, n_envs: int = 2, seed: int = 0):
     samples = torch.stack([actor.act(o)[1] for o in obs])
     rewards = (torch.rand(steps, n_envs, generator=g) < 0.3).float()
     dones = torch.zeros(steps, n_envs)
-    return Rollout(obs, samples, rewards, dones, obs[-1])
+    return Rollout(obs, samples, rewards, dones, obs[-1], torch.zeros_like(rewards))
 
 
 def snapshot(params):

@@ -113,7 +113,7 @@ def synthetic_rollout(algo: DPPO, steps: int = 4, n_envs: int = 3, seed: int = 0
     rewards = (torch.rand(steps, n_envs, generator=g) < 0.3).float()
     dones = (torch.rand(steps, n_envs, generator=g) < 0.2).float()
     last_obs = torch.rand(n_envs, obs_dim, generator=g) * 2 - 1
-    return Rollout(obs, chains, rewards, dones, last_obs)
+    return Rollout(obs, chains, rewards, dones, last_obs, torch.zeros_like(rewards))
 
 
 def pretrained_toy_root(tmp_path_factory, name: str) -> Path:
