@@ -1,120 +1,210 @@
-"""`inril bench sample-efficiency`: IN-RIL vs RL-only vs BC-reg from one pre-trained policy, several seeds.
+"""Benchmarks over seeds: every "arm" (a label and the config overrides that make it, e.g. ``idql/in-ril`` =
+``algo=idql method=in-ril``) runs from one pre-trained policy for each seed, then the evaluations are summarised.
 
-Every (method, seed) run lives in its own run directory; a finished run (report.json present) is skipped and an
-interrupted one resumes from its newest checkpoint, so a long benchmark can be stopped and continued. The results
-directory gets every evaluation as CSV, the learning curves with mean and 95% CI bands, and summary.json.
+Every (arm, seed) run lives in its own run directory named by its overrides, so experiments that share an arm
+(the m sweep's m=30 is the algorithm table's in-ril row) share its runs. A finished run (report.json present) is
+skipped and an interrupted one resumes from its newest checkpoint, so a long benchmark can be stopped and continued.
+A summary directory gets every evaluation as CSV, the learning curves (mean and 95% CI over seeds), the IL loss on
+held-out demos and rho(t) curves, and summary.json.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from omegaconf import DictConfig
-
 from inril_core.evaluate import mean_ci95
-from inril_core.plots import plot_bands
+from inril_core.plots import plot_bands, plot_il_and_rho
 from inril_core.run_log import read_csv
 
-METHODS = ("in-ril", "rl-only", "bc-reg")
+METRIC_NAMES = {"success_rate": "success", "mean_return": "return"}
 
 
-def run_dirs(runs_root: Path, methods, seeds) -> dict[tuple[str, int], Path]:
-    return {(m, s): runs_root / f"{m}-s{s}" for m in methods for s in seeds}
+@dataclass(frozen=True)
+class Arm:
+    """One row of a benchmark: what it is called and the config overrides that make it."""
+    label: str
+    overrides: tuple[str, ...]
+
+    def run_name(self, seed: int) -> str:
+        """A directory name from the overrides (not the label), so equal arms of two experiments share runs."""
+        slug = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", o).strip("-") for o in self.overrides) or "defaults"
+        return f"{slug}-s{seed}"
 
 
-def run_all(make_cfg: Callable[[str, int, Path], DictConfig], runs_root: Path, methods, seeds,
-            train: Callable[[DictConfig, bool], dict], echo: Callable[[str], None] = print) -> None:
-    for (method, seed), run_dir in run_dirs(runs_root, methods, seeds).items():
-        if (run_dir / "report.json").exists():
-            echo(f"skip {method} seed {seed}: finished ({run_dir}/report.json)")
-            continue
-        resume = (run_dir / "checkpoints").exists()
-        echo(f"{'resume' if resume else 'start'} {method} seed {seed} -> {run_dir}")
-        train(make_cfg(method, seed, run_dir), resume)
+def method_arms(methods) -> list[Arm]:
+    """`inril bench sample-efficiency`'s arms: one per method preset."""
+    return [Arm(m, (f"method={m}",)) for m in methods]
 
 
-def summarise(runs_root: Path, out_dir: Path, methods, seeds, task: str, algo: str, command: str,
-              eval_episodes: int, threshold: float | None = None) -> dict:
-    """Aggregate the runs' evaluations into all_evals.csv, learning_curves.png and summary.json."""
+def run_dirs(runs_root: Path, arms: list[Arm], seeds) -> dict[tuple[str, int], Path]:
+    return {(a.label, s): runs_root / a.run_name(s) for a in arms for s in seeds}
+
+
+class BenchError(RuntimeError):
+    """Runs of a benchmark failed; the message names each one and its log."""
+
+
+def run_all(runs_root: Path, arms: list[Arm], seeds, base_overrides: list[str], jobs: int = 1,
+            echo: Callable[[str], None] = print, env: dict[str, str] | None = None) -> None:
+    """Run every (arm, seed) that has not finished, ``jobs`` at a time, each as its own ``inril train`` process
+    (one torch thread each: two processes on two cores run twice as many runs per hour as one). A finished run is
+    skipped, an interrupted one resumed; each run's output goes to <run dir>/train.log."""
+    todo = []
+    for arm in arms:
+        for seed in seeds:
+            run_dir = runs_root / arm.run_name(seed)
+            if (run_dir / "report.json").exists():
+                echo(f"skip {arm.label} seed {seed}: finished ({run_dir}/report.json)")
+                continue
+            if (run_dir / "checkpoints").exists():
+                verb, args = "resume", ["--resume", str(run_dir)]
+            else:
+                verb, args = "start", [*base_overrides, *arm.overrides, f"seed={seed}", f"run.dir={run_dir}"]
+            todo.append((f"{arm.label} seed {seed}", run_dir, verb, args))
+    running: list[tuple[str, Path, subprocess.Popen, float]] = []
+    failed: list[str] = []
+    done = 0
+    while todo or running:
+        while todo and len(running) < jobs:
+            name, run_dir, verb, args = todo.pop(0)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log = (run_dir / "train.log").open("a")
+            proc = subprocess.Popen([sys.executable, "-m", "inril_core.cli", "train", *args], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env)
+            log.close()
+            running.append((name, run_dir, proc, time.monotonic()))
+            echo(f"{verb} {name} -> {run_dir}")
+        time.sleep(0.2)
+        for item in [r for r in running if r[2].poll() is not None]:
+            running.remove(item)
+            name, run_dir, proc, started = item
+            done += 1
+            if proc.returncode != 0:
+                failed.append(f"{name} (exit {proc.returncode}, see {run_dir}/train.log)")
+            echo(f"[{done} done, {len(running) + len(todo)} to go] {name}: "
+                 f"{'ok' if proc.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
+    if failed:
+        raise BenchError("benchmark runs failed: " + "; ".join(failed))
+
+
+def summarise(runs_root: Path, out_dir: Path, arms: list[Arm], seeds, task: str, command: str,
+              eval_episodes: int, metric: str = "success_rate", threshold: float | None = None,
+              baseline: str = "rl-only", title: str | None = None, pretrain_history: list[dict] | None = None
+              ) -> dict:
+    """Aggregate the runs' evaluations into all_evals.csv, learning_curves.png, il_loss_rho.png and summary.json.
+
+    ``threshold`` (for "env steps to threshold") defaults to the ``baseline`` arm's final mean, the issue's
+    definition: how much sooner an arm reaches what the baseline ends with."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    evals = {key: read_csv(path / "evals.csv") for key, path in run_dirs(runs_root, methods, seeds).items()}
-    with (out_dir / "all_evals.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["method", "seed", "iteration", "env_steps", "success_rate", "ci_low", "ci_high",
-                         "mean_length", "heldout_il_loss"])
-        for (method, seed), rows in evals.items():
-            for r in rows:
-                writer.writerow([method, seed, r["iteration"], r["env_steps"], r["success_rate"], r["ci_low"],
-                                 r["ci_high"], r["mean_length"], r["heldout_il_loss"]])
-    curves = {m: _band([evals[(m, s)] for s in seeds]) for m in methods}
-    final = {m: [evals[(m, s)][-1]["success_rate"] for s in seeds] for m in methods}
+    dirs = run_dirs(runs_root, arms, seeds)
+    evals = {key: read_csv(path / "evals.csv") for key, path in dirs.items()}
+    labels = [a.label for a in arms]
+    _write_all_evals(out_dir / "all_evals.csv", evals)
+    final = {a: [evals[(a, s)][-1][metric] for s in seeds] for a in labels}
     if threshold is None:
-        threshold = float(np.mean(final["rl-only"])) if "rl-only" in final else 0.9
+        threshold = float(np.mean(final[baseline])) if baseline in final else float(np.max(
+            [np.mean(v) for v in final.values()]))
+    success = metric == "success_rate"
     summary = {
-        "task": task, "algo": algo, "seeds": list(seeds),
+        "task": task, "metric": metric, "seeds": list(seeds), "title": title or task,
         "env_steps": int(max(rows[-1]["env_steps"] for rows in evals.values())),
-        "threshold": round(threshold, 4),
-        "pretrained_success": float(np.mean([rows[0]["success_rate"] for rows in evals.values()])),
-        "eval_episodes": eval_episodes,
-        "methods": {},
-        "command": command,
+        "threshold": round(threshold, 4), "baseline": baseline,
+        "pretrained": float(np.mean([rows[0][metric] for rows in evals.values()])),
+        "eval_episodes": eval_episodes, "methods": {}, "command": command,
     }
-    for m in methods:
-        mean, ci = mean_ci95(final[m])
-        reach = [_steps_to(evals[(m, s)], threshold) for s in seeds]
-        # mean success over every evaluation after fine-tuning began: sample efficiency without a threshold
-        during = [float(np.mean([r["success_rate"] for r in evals[(m, s)] if r["env_steps"] > 0])) for s in seeds]
+    for a in labels:
+        mean, ci = mean_ci95(final[a])
+        reach = [_steps_to(evals[(a, s)], threshold, metric) for s in seeds]
+        # mean metric over every evaluation after fine-tuning began: sample efficiency without a threshold
+        during = [float(np.mean([r[metric] for r in evals[(a, s)] if r["env_steps"] > 0])) for s in seeds]
         during_mean, during_ci = mean_ci95(during)
-        summary["methods"][m] = {
-            "final_success_mean": round(mean, 4), "final_success_ci95": _unit_interval(ci),
-            "final_success_per_seed": final[m],
-            "mean_success_during_training": round(during_mean, 4),
-            "mean_success_during_training_ci95": _unit_interval(during_ci),
+        summary["methods"][a] = {
+            "final_mean": round(mean, 4), "final_ci95": _interval(ci, success), "final_per_seed": final[a],
+            "during_mean": round(during_mean, 4), "during_ci95": _interval(during_ci, success),
             "steps_to_threshold_mean": None if any(r is None for r in reach) else float(np.mean(reach)),
             "steps_to_threshold_per_seed": reach,
+            "overrides": list(next(arm.overrides for arm in arms if arm.label == a)),
         }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_bands(curves, f"{task} / {algo}: success vs env steps ({len(seeds)} seeds, mean and 95% CI)",
-               out_dir / "learning_curves.png")
+    curves = {a: _band([evals[(a, s)] for s in seeds], metric, success) for a in labels}
+    plot_bands(curves, f"{summary['title']}: {METRIC_NAMES[metric]} vs env steps ({len(seeds)} seeds, mean, 95% CI)",
+               out_dir / "learning_curves.png", ylabel=METRIC_NAMES[metric], unit_interval=success)
+    injections = {a: [read_csv(dirs[(a, s)] / "injections.csv") for s in seeds
+                      if (dirs[(a, s)] / "injections.csv").exists()] for a in labels}
+    plot_il_and_rho(pretrain_history, {a: [evals[(a, s)] for s in seeds] for a in labels}, injections,
+                    out_dir / "il_loss_rho.png", summary["title"])
     return summary
 
 
-def _unit_interval(ci: tuple[float, float]) -> list[float]:
-    """A success-rate interval clipped to [0, 1] (the t-interval over few seeds can overshoot)."""
-    return [round(max(0.0, ci[0]), 4), round(min(1.0, ci[1]), 4)]
+def _write_all_evals(path: Path, evals: dict[tuple[str, int], list[dict]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "seed", "iteration", "env_steps", "success_rate", "mean_return", "ci_low",
+                         "ci_high", "mean_length", "heldout_il_loss"])
+        for (label, seed), rows in evals.items():
+            for r in rows:
+                writer.writerow([label, seed, r["iteration"], r["env_steps"], r["success_rate"], r["mean_return"],
+                                 r["ci_low"], r["ci_high"], r["mean_length"], r["heldout_il_loss"]])
 
 
-def _band(runs: list[list[dict]]) -> tuple[list[float], list[float], list[float], list[float]]:
+def _interval(ci: tuple[float, float], unit: bool) -> list[float]:
+    """A t-interval over few seeds, clipped to [0, 1] for success rates (it can overshoot)."""
+    lo, hi = ci
+    return [round(max(0.0, lo), 4), round(min(1.0, hi), 4)] if unit else [round(lo, 4), round(hi, 4)]
+
+
+def _band(runs: list[list[dict]], metric: str, unit: bool) -> tuple[list[float], list[float], list[float], list[float]]:
     """Mean and t-interval across seeds at each evaluation index (all runs share the eval schedule)."""
     n = min(len(r) for r in runs)
     steps = [float(np.mean([r[i]["env_steps"] for r in runs])) for i in range(n)]
-    stats = [mean_ci95([r[i]["success_rate"] for r in runs]) for i in range(n)]
-    return (steps, [s[0] for s in stats], [max(0.0, s[1][0]) for s in stats], [min(1.0, s[1][1]) for s in stats])
+    stats = [mean_ci95([r[i][metric] for r in runs]) for i in range(n)]
+    bands = [_interval(s[1], unit) for s in stats]
+    return steps, [s[0] for s in stats], [b[0] for b in bands], [b[1] for b in bands]
 
 
-def _steps_to(rows: list[dict], threshold: float) -> float | None:
+def _steps_to(rows: list[dict], threshold: float, metric: str) -> float | None:
     for r in rows:
-        if r["success_rate"] >= threshold:
+        if r[metric] >= threshold:
             return float(r["env_steps"])
     return None
 
 
 def markdown_table(summaries: list[dict]) -> str:
-    """The README's results table: one row per (task, method) from benchmark summary.json files."""
-    lines = ["| task | pre-trained | method | final success (mean, 95% CI) | per seed | mean success while training "
-             "| env steps to threshold |", "|---|---|---|---|---|---|---|"]
+    """The README's results tables: one row per (experiment, arm) from benchmark summary.json files."""
+    lines = ["| experiment | metric | pre-trained | method | final (mean, 95% CI) | per seed | mean while training "
+             "| env steps to threshold |", "|---|---|---|---|---|---|---|---|"]
     for s in summaries:
+        fmt = (lambda v: f"{v:.2f}") if s["metric"] == "success_rate" else (lambda v: f"{v:.0f}")
         for method, m in s["methods"].items():
-            lo, hi = m["final_success_ci95"]
+            lo, hi = m["final_ci95"]
             reach = m["steps_to_threshold_mean"]
             lines.append(
-                f"| {s['task']} | {s['pretrained_success']:.2f} | {method} | {m['final_success_mean']:.2f} "
-                f"[{lo:.2f}, {hi:.2f}] | {', '.join(f'{v:.2f}' for v in m['final_success_per_seed'])} | "
-                f"{m['mean_success_during_training']:.2f} | "
-                f"{'never' if reach is None else f'{reach:,.0f}'} (threshold {s['threshold']:.2f}) |"
+                f"| {s['title']} | {METRIC_NAMES[s['metric']]} | {fmt(s['pretrained'])} | {method} | "
+                f"{fmt(m['final_mean'])} [{fmt(lo)}, {fmt(hi)}] | {', '.join(fmt(v) for v in m['final_per_seed'])} "
+                f"| {fmt(m['during_mean'])} | {'never' if reach is None else f'{reach:,.0f}'} "
+                f"(threshold {fmt(s['threshold'])}, {s['baseline']}) |"
             )
     return "\n".join(lines)
+
+
+README_BEGIN = "<!-- bench-table:begin (written by 'inril bench table --readme README.md') -->"
+README_END = "<!-- bench-table:end -->"
+
+
+def write_readme_table(readme: Path, table: str) -> None:
+    """Replace the README's generated block (between the markers) with ``table``."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{readme} has no generated-table block: add the lines\n{README_BEGIN}\n{README_END}")
+    head, _, rest = text.partition(README_BEGIN)
+    _, _, tail = rest.partition(README_END)
+    readme.write_text(f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}")

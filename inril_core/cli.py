@@ -272,39 +272,116 @@ def bench_sim(tasks: str = typer.Option("lift,can,square", help="comma-separated
                                "command": "inril bench sim " + " ".join(sys.argv[3:])}, indent=2))
 
 
+def _seeds_arg(args: list[str], default: int) -> tuple[list[int], list[str]]:
+    """`seeds=N` among the overrides (a benchmark option, not a config key): the seeds and the other overrides."""
+    n = next((int(a.split("=", 1)[1]) for a in args if a.startswith("seeds=")), default)
+    return list(range(n)), [a for a in args if not a.startswith("seeds=")]
+
+
+def _pretrain_history(cfg) -> list[dict] | None:
+    """The BC pre-training curve of the task's pre-trained policy (for the IL-loss plot), if it has one."""
+    from inril_core.checkpoint import load_latest
+
+    found = load_latest(cfg.train.pretrained)
+    return found[2].get("history") if found else None
+
+
+def _run_benchmark(task_overrides: list[str], arms, seeds, runs_root: Path, out_dir: Path, jobs: int,
+                   title: str, baseline: str, threshold: float | None = None) -> dict:
+    """Demos and pre-training for the task (once), every (arm, seed) run, then the summary in out_dir."""
+    from inril_core import bench
+
+    base = _guarded(lambda: _config(task_overrides))
+    _guarded(lambda: _ensure_pretrained(base, task_overrides))
+    for arm in arms:  # a typo in an arm fails here, before hours of runs
+        _guarded(lambda: _config([*task_overrides, *arm.overrides]))
+    try:
+        bench.run_all(runs_root, arms, seeds, task_overrides, jobs, echo=console.print)
+    except bench.BenchError as exc:
+        _fail(str(exc))
+    command = "inril bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    return bench.summarise(runs_root, out_dir, arms, seeds, base.task, command, base.train.eval_episodes,
+                           base.train.metric, threshold, baseline, title, _pretrain_history(base))
+
+
+JOBS = typer.Option(1, "--jobs", help="runs at a time, each its own process (2 on a 2-core machine)")
+
+
 @bench_app.command("sample-efficiency", context_settings=EXTRA)
 def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
                             out: Optional[Path] = typer.Option(None, help="default docs/results/<task>-<algo>"),
                             methods: str = typer.Option(",".join(("in-ril", "rl-only", "bc-reg"))),
-                            threshold: Optional[float] = typer.Option(None, help="default: RL-only's final mean")):
+                            threshold: Optional[float] = typer.Option(None, help="default: RL-only's final mean"),
+                            jobs: int = JOBS):
     """IN-RIL vs RL-only vs BC-reg, same pre-trained policy and env-step budget: `... task=can algo=dppo seeds=3`.
 
     Makes the demos and the pre-trained policy first when they are missing; skips finished runs and resumes
     interrupted ones, so it can be stopped and continued.
     """
     from inril_core import bench
-    from inril_core.training import train as run_train
 
-    args = list(overrides or [])
-    n_seeds = next((int(a.split("=", 1)[1]) for a in args if a.startswith("seeds=")), 3)
-    args = [a for a in args if not a.startswith("seeds=")]
+    seeds, args = _seeds_arg(list(overrides or []), 3)
     base = _guarded(lambda: _config(args))
-    task_name = base.task.replace("@", "-")
-    out_dir = out or Path("docs/results") / f"{task_name}-{base.algo}"
-    runs_root = Path("runs/bench") / f"{task_name}-{base.algo}"
-    method_list = methods.split(",")
-    seeds = list(range(n_seeds))
-    _guarded(lambda: _ensure_pretrained(base, args))
-
-    def make_cfg(method: str, seed: int, run_dir: Path):
-        return _config(args + [f"method={method}", f"seed={seed}", f"run.dir={run_dir}"])
-
-    _guarded(lambda: bench.run_all(make_cfg, runs_root, method_list, seeds, run_train, console.print))
-    command = "inril bench sample-efficiency " + " ".join(shlex.quote(a) for a in sys.argv[3:])
-    summary = bench.summarise(runs_root, out_dir, method_list, seeds, base.task, base.algo, command,
-                              base.train.eval_episodes, threshold)
+    name = f"{base.task.replace('@', '-')}-{base.algo}"
+    summary = _run_benchmark(args, bench.method_arms(methods.split(",")), seeds, Path("runs/bench") / name,
+                             out or Path("docs/results") / name, jobs, f"{base.task} / {base.algo}", "rl-only",
+                             threshold)
     print(json.dumps(summary["methods"], indent=2))
-    console.print(f"wrote {out_dir}/summary.json, all_evals.csv, learning_curves.png")
+    console.print(f"wrote {out or Path('docs/results') / name}/summary.json, all_evals.csv, learning_curves.png, "
+                  "il_loss_rho.png")
+
+
+@bench_app.command("paper", context_settings=EXTRA)
+def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
+                full: bool = typer.Option(False, "--full", help="every task at the real budgets (days of CPU)"),
+                only: Optional[str] = typer.Option(None, help="comma-separated experiments of config/bench/paper.yaml"),
+                jobs: int = JOBS,
+                out: Path = typer.Option(Path("docs/results/paper"), help="summaries go to <out>/<experiment>-<task>"),
+                readme: Optional[Path] = typer.Option(Path("README.md"), help="README whose results block to rewrite")):
+    """The paper's matrix in one command (config/bench/paper.yaml): algorithm x method on every task with the RLPD
+    baseline, the m sweep with adaptive m(t), the separation ablation; >= 5 seeds, mean and 95% CI, rho(t) and
+    held-out IL-loss curves. Reduced budget by default, --full for the real one. Resumable: finished runs are kept."""
+    from omegaconf import OmegaConf
+
+    from inril_core import bench
+    from inril_core.config import config_dir
+
+    plan = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "paper.yaml"), resolve=True)
+    mode = "full" if full else "reduced"
+    seeds, args = _seeds_arg(list(overrides or []), plan["seeds"])
+    tasks = plan["tasks"][mode]
+    chosen = only.split(",") if only else list(plan["experiments"])
+    unknown = sorted(set(chosen) - set(plan["experiments"]))
+    if unknown:
+        _fail(f"--only {','.join(unknown)}: config/bench/paper.yaml has {', '.join(plan['experiments'])}")
+    summaries = []
+    for name in chosen:
+        spec = plan["experiments"][name]
+        arms = [bench.Arm(label, tuple(o)) for label, o in spec["arms"].items()]
+        for task in (tasks if spec["tasks"] == "all" else tasks[:2]):
+            task_args = [f"task={task}", *plan["budgets"].get(task, {}).get(mode, []), *args]
+            console.print(f"[bold]{name} on {task}[/]: {len(arms)} arms x {len(seeds)} seeds ({mode} budget)")
+            summaries.append(_run_benchmark(task_args, arms, seeds, Path("runs/bench/paper") / mode / task,
+                                            out / f"{name}-{task}", jobs, f"{name} / {task}", spec["baseline"]))
+    if readme is not None:
+        _guarded_value(lambda: bench.write_readme_table(readme, _table_of(out)))
+        console.print(f"results table rewritten in {readme}")
+
+
+def _table_of(results: Path) -> str:
+    from inril_core.bench import markdown_table
+
+    paths = sorted(results.glob("*/summary.json"))
+    if not paths:
+        _fail(f"no summary.json under {results}: run 'inril bench paper' or 'inril bench sample-efficiency ...'")
+    return markdown_table([json.loads(p.read_text()) for p in paths])
+
+
+def _guarded_value(fn):
+    try:
+        return fn()
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @bench_app.command("live", context_settings=EXTRA)
@@ -358,14 +435,17 @@ def bench_latency(out: Path = typer.Option(Path("docs/benchmarks.md"), help="Mar
 
 
 @bench_app.command("table")
-def bench_table(results: Path = typer.Option(Path("docs/results"), help="folder of <task>-<algo>/summary.json")):
-    """Print the sample-efficiency results of every benchmark summary as a Markdown table (as in the README)."""
-    from inril_core.bench import markdown_table
+def bench_table(results: Path = typer.Option(Path("docs/results/paper"), help="folder of */summary.json"),
+                readme: Optional[Path] = typer.Option(None, help="rewrite this README's generated results block")):
+    """The benchmark results as a Markdown table (mean, 95% CI, per seed, steps to threshold) from every summary."""
+    from inril_core.bench import write_readme_table
 
-    paths = sorted(results.glob("*/summary.json"))
-    if not paths:
-        _fail(f"no summary.json under {results}: run 'inril bench sample-efficiency task=lift algo=dppo seeds=3'")
-    print(markdown_table([json.loads(p.read_text()) for p in paths]))
+    table = _table_of(results)
+    if readme is not None:
+        _guarded_value(lambda: write_readme_table(readme, table))
+        console.print(f"wrote the table into {readme}")
+    else:
+        print(table)
 
 
 def main() -> None:

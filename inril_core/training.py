@@ -206,7 +206,7 @@ def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str, episodes=
                                        cfg.env.act_dim)
     algo = build_algorithm(cfg, agent)
     schedule = InterleaveSchedule(interleave_m(cfg), cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
-                                  cfg.interleave.m_max, cfg.interleave.ema)
+                                  cfg.interleave.m_max, cfg.interleave.ema, cfg.interleave.rho_scale)
     imitation = ImitationUpdater(algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
                                  success_capacity=int(cfg.il.success_capacity))
     return Learner(algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,

@@ -171,17 +171,19 @@ class DiffusionPolicy(nn.Module):
         n_steps: int | None = None,
         denoiser_for_step: Callable[[int], nn.Module] | None = None,
         generator: torch.Generator | None = None,
+        from_noise: bool = False,
     ) -> torch.Tensor:
         """DDIM sampling (Song et al. 2021) over `ddim_steps(n_steps)`; returns (B, H, A) clamped to [-1, 1].
 
         eta = 0 is a deterministic function of obs: it also starts from x_T = 0 (the prior's mode) instead of a random
-        draw, so `generator` is unused; this is the policy's deterministic evaluation mode. eta = 1 with all T steps
+        draw, so `generator` is unused; this is the policy's deterministic evaluation mode. `from_noise` starts eta = 0
+        from a random x_T instead: distinct, low-noise samples (IDQL's evaluation candidates). eta = 1 with all T steps
         has the DDPM posterior variance. `denoiser_for_step(k)` picks the network for training-schedule index k
         (DPPO: frozen base for the early steps, fine-tuned copy for the last K').
         """
         s = self.schedule
         shape = self._chunk_shape(obs)
-        x = obs.new_zeros(shape) if eta == 0 else self._noise(shape, obs, generator)
+        x = obs.new_zeros(shape) if eta == 0 and not from_noise else self._noise(shape, obs, generator)
         steps = self.ddim_steps(n_steps)
         for step, prev in zip(steps, steps[1:] + [-1]):
             net = self.denoiser if denoiser_for_step is None else denoiser_for_step(step)

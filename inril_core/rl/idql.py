@@ -74,9 +74,14 @@ class IDQL(RLAlgorithm):
         return self._pick(obs, greedy=False)
 
     def _pick(self, obs: torch.Tensor, greedy: bool) -> torch.Tensor:
+        """Exploring: DDPM candidates (std floored at ``rl.min_sampling_std``), drawn by expectile weight. Greedy:
+        DDIM eta=0 candidates from random x_T (sharper, as DPPO's IDQL evaluates with less noise), argmax Q."""
         B, N = obs.shape[0], self.cfg.n_candidates
         repeated = obs.repeat(N, 1)                                            # (N * B, obs_dim), candidate-major
-        chunks = self.policy.sample_ddpm(repeated, min_std=self.cfg.min_sampling_std)
+        if greedy:
+            chunks = self.policy.sample_ddim(repeated, eta=0.0, from_noise=True)
+        else:
+            chunks = self.policy.sample_ddpm(repeated, min_std=self.cfg.min_sampling_std)
         q = torch.min(*self.target_q(repeated, chunks)).view(N, B)
         if greedy:
             pick = q.argmax(0)

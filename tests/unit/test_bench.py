@@ -1,90 +1,115 @@
-"""The sample-efficiency benchmark orchestration on the toy task: skip finished runs, resume interrupted ones,
-and summarise every method's evaluations into summary.json / all_evals.csv / a plot."""
+"""Benchmark orchestration on the toy task: every (arm, seed) run as its own process, finished runs skipped,
+interrupted ones resumed, runs shared between experiments, and the summary (summary.json, CSV, plots, table)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import toy_run
 
 from inril_core import bench
-from inril_core.training import train
 
 METHODS = ("in-ril", "rl-only", "bc-reg")
+ARMS = bench.method_arms(METHODS)
+SEEDS = [0, 1]
+
+
+def run(root: Path, arms=ARMS, jobs: int = 2) -> list[str]:
+    lines: list[str] = []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(toy_run.__file__).parent),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    base = [o for o in toy_run.toy_overrides(root) if not o.startswith(("run.dir=", "seed="))]
+    bench.run_all(root / "runs", arms, SEEDS, base, jobs, echo=lines.append, env=env)
+    return lines
 
 
 @pytest.fixture(scope="module")
 def bench_root(tmp_path_factory):
     root = toy_run.pretrained_toy_root(tmp_path_factory, "bench")
-    calls: list[tuple[str, int, bool]] = []
-
-    def make_cfg(method, seed, run_dir):
-        return toy_run.toy_config(root, f"method={method}", f"seed={seed}", f"run.dir={run_dir}")
-
-    def recording_train(cfg, resume):
-        calls.append((cfg.method, cfg.seed, resume))
-        return train(cfg, resume)
-
-    bench.run_all(make_cfg, root / "runs", METHODS, [0, 1], recording_train, echo=lambda _: None)
-    return root, make_cfg, recording_train, calls
+    return root, run(root)
 
 
-def test_every_method_and_seed_runs_once(bench_root):
-    _, _, _, calls = bench_root
-    assert sorted(calls) == sorted((m, s, False) for m in METHODS for s in (0, 1))
+def started(lines: list[str], verb: str = "start") -> list[str]:
+    return sorted(line.split(" -> ")[0] for line in lines if line.startswith(verb + " "))
+
+
+def test_every_arm_and_seed_runs_once_as_its_own_process(bench_root):
+    root, lines = bench_root
+    assert started(lines) == sorted(f"start {m} seed {s}" for m in METHODS for s in SEEDS)
+    assert all((root / "runs" / a.run_name(s) / "report.json").exists() for a in ARMS for s in SEEDS)
 
 
 def test_finished_runs_are_skipped_and_interrupted_ones_resume(bench_root):
-    root, make_cfg, recording_train, calls = bench_root
-    interrupted = root / "runs" / "rl-only-s1"
+    root, _ = bench_root
+    interrupted = root / "runs" / ARMS[1].run_name(1)
     (interrupted / "report.json").unlink()
-    newest = sorted((interrupted / "checkpoints").glob("step_*"))[-1]
-    shutil.rmtree(newest)  # as if the process died before its last checkpoint
-    calls.clear()
-    bench.run_all(make_cfg, root / "runs", METHODS, [0, 1], recording_train, echo=lambda _: None)
-    assert calls == [("rl-only", 1, True)] and (interrupted / "report.json").exists()
+    shutil.rmtree(sorted((interrupted / "checkpoints").glob("step_*"))[-1])  # died before its last checkpoint
+    lines = run(root)
+    assert started(lines) == [] and started(lines, "resume") == ["resume rl-only seed 1"]
+    assert (interrupted / "report.json").exists()
+
+
+def test_arms_with_the_same_overrides_share_their_runs(bench_root):
+    root, _ = bench_root
+    same = [bench.Arm("m=30 (another experiment's name)", ARMS[0].overrides)]
+    lines = run(root, same)
+    assert started(lines) == [] and all("skip" in line for line in lines)
+
+
+def test_a_failing_run_is_named_with_its_log(bench_root):
+    root, _ = bench_root
+    broken = [bench.Arm("broken", ("interleave.m=0",))]
+    with pytest.raises(bench.BenchError, match="broken seed 0.*train.log"):
+        run(root, broken)
+
+
+def summary_of(root: Path) -> dict:
+    return bench.summarise(root / "runs", root / "out", ARMS, SEEDS, "toy", "inril bench …", 2)
 
 
 def test_summary_has_the_documented_fields(bench_root):
-    root = bench_root[0]
-    summary = bench.summarise(root / "runs", root / "out", METHODS, [0, 1], "toy", "dppo", "inril bench …", 2)
-    assert set(summary) >= {"task", "algo", "seeds", "env_steps", "threshold", "pretrained_success", "methods",
-                            "command"}
+    root, _ = bench_root
+    summary = summary_of(root)
+    assert set(summary) >= {"task", "metric", "seeds", "env_steps", "threshold", "baseline", "pretrained",
+                            "methods", "command"}
     assert set(summary["methods"]) == set(METHODS)
     for m in summary["methods"].values():
-        lo, hi = m["final_success_ci95"]
-        assert lo <= m["final_success_mean"] <= hi and len(m["final_success_per_seed"]) == 2
+        lo, hi = m["final_ci95"]
+        assert lo <= m["final_mean"] <= hi and len(m["final_per_seed"]) == 2
     assert json.loads((root / "out" / "summary.json").read_text()) == summary
-    assert (root / "out" / "learning_curves.png").stat().st_size > 0
+    for plot in ("learning_curves.png", "il_loss_rho.png"):
+        assert (root / "out" / plot).stat().st_size > 0
 
 
 def test_all_evals_csv_has_a_row_per_evaluation(bench_root):
-    root = bench_root[0]
-    bench.summarise(root / "runs", root / "out", METHODS, [0, 1], "toy", "dppo", "cmd", 2)
+    root, _ = bench_root
+    summary_of(root)
     rows = (root / "out" / "all_evals.csv").read_text().strip().splitlines()
-    expected = sum(len((root / "runs" / f"{m}-s{s}" / "evals.csv").read_text().strip().splitlines()) - 1
-                   for m in METHODS for s in (0, 1))
+    expected = sum(len((root / "runs" / a.run_name(s) / "evals.csv").read_text().strip().splitlines()) - 1
+                   for a in ARMS for s in SEEDS)
     assert len(rows) - 1 == expected
 
 
-def test_threshold_defaults_to_rl_only_final_mean(bench_root):
-    root = bench_root[0]
-    summary = bench.summarise(root / "runs", root / "out", METHODS, [0, 1], "toy", "dppo", "cmd", 2)
-    assert summary["threshold"] == pytest.approx(summary["methods"]["rl-only"]["final_success_mean"], abs=1e-4)
+def test_threshold_defaults_to_the_baseline_arms_final_mean(bench_root):
+    summary = summary_of(bench_root[0])
+    assert summary["threshold"] == pytest.approx(summary["methods"]["rl-only"]["final_mean"], abs=1e-4)
 
 
-def test_markdown_table_has_a_row_per_method(bench_root):
-    root = bench_root[0]
-    summary = bench.summarise(root / "runs", root / "out", METHODS, [0, 1], "toy", "dppo", "cmd", 2)
-    table = bench.markdown_table([summary])
-    assert [line.split("|")[3].strip() for line in table.splitlines()[2:]] == list(METHODS)
+def test_markdown_table_has_a_row_per_arm_and_rewrites_the_readme_block(bench_root, tmp_path):
+    table = bench.markdown_table([summary_of(bench_root[0])])
+    assert [line.split("|")[4].strip() for line in table.splitlines()[2:]] == list(METHODS)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.README_BEGIN}\nOLD-BLOCK\n{bench.README_END}\nrest\n")
+    bench.write_readme_table(readme, table)
+    text = readme.read_text()
+    assert "OLD-BLOCK" not in text and table in text and text.startswith("intro") and text.endswith("rest\n")
 
 
 def test_success_intervals_stay_within_zero_and_one(bench_root):
-    root = bench_root[0]
-    summary = bench.summarise(root / "runs", root / "out", METHODS, [0, 1], "toy", "dppo", "cmd", 2)
-    for m in summary["methods"].values():
-        for lo, hi in (m["final_success_ci95"], m["mean_success_during_training_ci95"]):
+    for m in summary_of(bench_root[0])["methods"].values():
+        for lo, hi in (m["final_ci95"], m["during_ci95"]):
             assert 0.0 <= lo <= hi <= 1.0

@@ -44,7 +44,7 @@ def config_error(*overrides: str) -> str:
 
 def test_unknown_key_names_the_key_and_lists_the_valid_ones():
     message = config_error("interleave.mm=3")
-    assert "interleave.mm" in message and "m, m_max, m_min, schedule" in message
+    assert "interleave.mm" in message and "ema, m, m_max, m_min, rho_scale, schedule" in message
 
 
 def test_unknown_top_level_key_names_the_key():

@@ -48,6 +48,20 @@ def test_adaptive_m_moves_to_the_bound_the_gradient_alignment_asks_for(rho, boun
     assert len(set(history)) > 3  # gradually (EMA), not in one jump
 
 
+def test_adaptive_m_stays_within_its_bounds_whatever_rho_does():
+    schedule = InterleaveSchedule(10, adaptive=True, m_min=3, m_max=25, ema=0.5)
+    for rho in torch.empty(2000).uniform_(-1, 1, generator=torch.Generator().manual_seed(0)).tolist() + [1.0] * 50:
+        schedule.observe_cosine(rho)
+        assert 3 <= schedule.current_m <= 25
+
+
+@pytest.mark.parametrize("rho, low, high", [(-0.1, 24, 30), (0.0, 15, 17), (0.1, 2, 8)])
+def test_adaptive_m_responds_to_the_small_cosines_actually_measured(rho, low, high):
+    schedule = InterleaveSchedule(10, adaptive=True, m_min=2, m_max=30)
+    schedule.observe_cosine(rho)
+    assert low <= schedule.current_m <= high
+
+
 def test_adaptive_m_is_spaced_by_current_m():
     schedule = InterleaveSchedule(10, adaptive=True, m_min=2, m_max=30)
     schedule.observe_cosine(1.0)  # first observation sets the EMA: m -> m_min

@@ -134,8 +134,8 @@ def test_idql_greedy_acting_picks_the_candidate_the_critics_rate_highest(root):
     cfg = toy_run.toy_config(root, "rl.n_candidates=6", algo="idql")
     algo = build_learner(cfg, load_pretrained_agent(cfg.train.pretrained, cfg.task), "cpu").algo
     drawn = []
-    sample = algo.policy.sample_ddpm
-    algo.policy.sample_ddpm = lambda obs, **kw: drawn.append(sample(obs, **kw)) or drawn[-1]
+    sample = algo.policy.sample_ddim
+    algo.policy.sample_ddim = lambda obs, **kw: drawn.append(sample(obs, **kw)) or drawn[-1]
     algo.target_q.forward = lambda obs, chunk: (chunk.sum(dim=(1, 2)), chunk.sum(dim=(1, 2)) + 1)
     obs = torch.rand(3, 4) * 2 - 1
     chosen = algo.actor(explore=False).act(obs)[0]
