@@ -7,9 +7,10 @@ The action follows robosuite's OSC_POSE in delta mode (docs/contracts.md): every
 re-anchored on the *measured* end-effector pose, goal = eef + 0.05 * a[:3] and R_goal = R(0.5 * a[3:6]) R_eef
 (rotation vector in the world frame, its angle squashed as robosuite's arm saturates), plus the translation a
 rotation drags along on robosuite's arm (``ROTATION_TO_TRANSLATION_HAND``), and the hand then tracks
-it for one control period through the soft weld (``scene``). Re-anchoring on the measured pose rather than accumulating a target is what robosuite does; it gives
-the same speed per unit action (about 1.2 cm per step at a = 1 from rest to steady state) and means a blocked
-hand never winds up a far-away target. The goal position is clipped to a per-arm workspace box.
+it for one control period through the soft weld (``scene``). Re-anchoring on the measured pose rather than
+accumulating a target is what robosuite does; it gives the same speed per unit action (about 1.2 cm per step at
+a = 1 from rest to steady state) and means a blocked hand never winds up a far-away target. The goal position
+is clipped to a per-arm workspace box.
 
 The gripper command copies robosuite's PandaGripper: the sign of a[6] moves an internal state by 0.2 per step
 within [-1, 1] (+1 closed), mapped linearly onto the finger position targets. So closing from fully open takes

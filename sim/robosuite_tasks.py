@@ -1,4 +1,5 @@
-"""robosuite 1.5.2 versions of robomimic Lift / Can / Square / Transport behind the inril env contract (docs/contracts.md).
+"""robosuite 1.5.2 versions of robomimic Lift / Can / Square / Transport behind the inril env contract
+(docs/contracts.md).
 
 These are the fidelity reference for the fast direct-MuJoCo tasks: same flat observation layout, action
 semantics, sparse reward and success test, but simulated by robosuite itself with the settings robomimic used
@@ -197,8 +198,8 @@ class RobosuiteTransport(RobosuiteTask):
             lid_handle_pos=group.lid_handle_pos, lid_handle_quat=lid_quat,
             target_bin_pos=group.target_bin_pos, trash_bin_pos=group.trash_bin_pos, eef_pos=eef_pos,
             payload_in_target_bin=group.payload_in_target_bin, trash_in_trash_bin=group.trash_in_trash_bin)
-        robots = robots_observation(eef_pos, tuple(T.convert_quat(np.asarray(obs[quat]), to="wxyz") for _, quat, _ in arms),
-                                    tuple(np.asarray(obs[gripper]) for _, _, gripper in arms))
+        eef_quat = tuple(T.convert_quat(np.asarray(obs[quat]), to="wxyz") for _, quat, _ in arms)
+        robots = robots_observation(eef_pos, eef_quat, tuple(np.asarray(obs[gripper]) for _, _, gripper in arms))
         return np.concatenate([objects, robots]).astype(np.float32)
 
 

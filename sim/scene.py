@@ -52,8 +52,10 @@ _GRIPPER_WELD = """
     <weld name="{p}hand_to_target" body1="{p}hand_target" body2="{p}hand" relpose="0 0 0 1 0 0 0"
           solref="{timeconst:.6f} 1" solimp="0.99 0.99 0.001"/>"""
 _GRIPPER_ACTUATORS = """
-    <position name="{p}gripper_finger_joint1" joint="{p}finger_joint1" kp="1000" ctrlrange="0 0.04" forcerange="-20 20"/>
-    <position name="{p}gripper_finger_joint2" joint="{p}finger_joint2" kp="1000" ctrlrange="-0.04 0" forcerange="-20 20"/>"""
+    <position name="{p}gripper_finger_joint1" joint="{p}finger_joint1" kp="1000" ctrlrange="0 0.04"
+              forcerange="-20 20"/>
+    <position name="{p}gripper_finger_joint2" joint="{p}finger_joint2" kp="1000" ctrlrange="-0.04 0"
+              forcerange="-20 20"/>"""
 
 _TEMPLATE = """
 <mujoco model="inril_{name}">

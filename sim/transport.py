@@ -1,4 +1,4 @@
-"""The fast Transport task: robosuite 1.5.2's TwoArmTransport scene, reset ranges and success test, two floating grippers.
+"""The fast Transport task: robosuite 1.5.2's TwoArmTransport scene, reset ranges and success test, two grippers.
 
 Numbers below are robosuite's; each constant names its source (``environments/manipulation/two_arm_transport.py``,
 the composite objects in ``models/objects/composite/{bin,lid,hammer}.py``, ``models/objects/group/transport.py``,
