@@ -63,7 +63,9 @@ def _guarded(fn):
 @app.command(context_settings=EXTRA)
 def train(overrides: Optional[list[str]] = OVERRIDES,
           resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory")):
-    """Fine-tune the pre-trained policy with IN-RIL (method=in-ril), RL-only or BC-reg."""
+    """Fine-tune the pre-trained policy with IN-RIL (method=in-ril), RL-only or BC-reg, with any algo=dppo |
+    residual_ppo | idql | rlpd. Data-parallel over N processes (GPUs, or CPU on gloo):
+    `torchrun --nproc-per-node N -m inril_core.cli train ...`."""
     from inril_core.training import train as run_train
 
     if resume:  # the run's own config.yaml, with any overrides on top (e.g. a larger train.env_steps)
@@ -71,7 +73,10 @@ def train(overrides: Optional[list[str]] = OVERRIDES,
     else:
         cfg = _guarded(lambda: _config(overrides))
     report = _guarded(lambda: run_train(cfg, resume=resume is not None))
-    console.print(f"success: pre-trained {report['pretrained_success']:.2f} -> final {report['final_success']:.2f} "
+    if "rank" in report:  # a data-parallel rank other than 0: rank 0 reports
+        return
+    key = "return" if cfg.train.metric == "mean_return" else "success"
+    console.print(f"{key}: pre-trained {report[f'pretrained_{key}']:.2f} -> final {report[f'final_{key}']:.2f} "
                   f"after {report['env_steps']} env steps; {cfg.run.dir}/report.json, learning_curve.png")
 
 

@@ -62,7 +62,7 @@ class ImitationUpdater:
         for _ in range(steps):
             obs, chunks = self.sample(self.batch_size)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.il_loss(obs, chunks)
+            loss = self.algo.synced("il", self.algo.il_parameters)(lambda: self.il_loss(obs, chunks))
             if not torch.isfinite(loss):
                 raise NonFiniteError(f"IL loss is {loss.item()}: check the demos for NaN or lower il.lr")
             loss.backward()

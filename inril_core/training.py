@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from inril_core import distributed
 from inril_core.agent import DiffusionAgent, NonFiniteError
 from inril_core.buffers import build_demo_splits, fixed_noise_loss, load_demo_episodes
 from inril_core.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
@@ -40,9 +41,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def progress_bar() -> Progress:
+def progress_bar(disable: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), disable=disable)
 
 
 def _write_config(cfg: DictConfig, run_dir: Path) -> None:
@@ -254,9 +255,12 @@ class FineTuneRun:
 
     def __init__(self, cfg: DictConfig, resume: bool) -> None:
         self.cfg = cfg
-        self.run_dir = Path(cfg.run.dir)
-        self.device = resolve_device(cfg.device, cfg.threads)
-        seed_everything(cfg.seed)
+        self.device = distributed.init_from_environment(resolve_device(cfg.device, cfg.threads))
+        # Data-parallel ranks (torchrun; inril_core.distributed) act on their own seeds and keep their own logs,
+        # checkpoints and replay under run_dir/rank<r>; rank 0 writes the run's own files and evaluates.
+        self.rank = distributed.rank()
+        self.run_dir = Path(cfg.run.dir) if self.rank == 0 else Path(cfg.run.dir) / f"rank{self.rank}"
+        seed_everything(cfg.seed)  # every rank builds identical networks (critics, targets, residual) ...
         scratch = cfg.train.pretrained == "scratch"
         self.agent = (scratch_agent(cfg) if scratch else load_pretrained_agent(cfg.train.pretrained, cfg.task)).to(
             self.device)
@@ -264,6 +268,8 @@ class FineTuneRun:
         self.learner = build_learner(cfg, self.agent, self.device, episodes)
         self.algo = self.learner.algo
         self.replay = None if self.algo.on_policy else self._replay(episodes)
+        if self.rank:
+            seed_everything(cfg.seed + 10_007 * self.rank)  # ... and then explores with its own random draws
         self.obs: np.ndarray | None = None   # off-policy: the envs' current observations between iterations
         self.tally = EpisodeTally(cfg.env.n_envs)
         self.iteration, self.env_steps = 0, 0
@@ -277,7 +283,8 @@ class FineTuneRun:
                                   "another run.dir")
         if checkpoint is not None:
             self._restore(checkpoint)
-        _write_config(cfg, self.run_dir)
+        if self.rank == 0:
+            _write_config(cfg, self.run_dir)
         self.log = RunLog(self.run_dir, resume_iteration=self.iteration if checkpoint else None)
         act_steps = self.algo.env_act_steps
         if self.algo.on_policy:  # one full episode horizon per iteration
@@ -321,8 +328,10 @@ class FineTuneRun:
     # ------------------------------------------------------------------------------------------------ steps
 
     def _reset_seeds(self) -> list[int]:
-        """Env seeds fixed by (seed, iteration): an on-policy iteration, or an off-policy (re)start, is reproducible."""
-        return [int(self.cfg.seed) * 1_000_000 + self.iteration * 1000 + i for i in range(self.cfg.env.n_envs)]
+        """Env seeds fixed by (seed, rank, iteration): an on-policy iteration, or an off-policy (re)start, is
+        reproducible, and every data-parallel rank sees other start states."""
+        first = int(self.cfg.seed) * 1_000_000 + self.iteration * 1000 + self.rank * 1_000_000_000
+        return [first + i for i in range(self.cfg.env.n_envs)]
 
     def collect(self) -> Rollout | ReplayDraw:
         """One iteration's data: a rollout of full episodes (on-policy) or new replay transitions (off-policy)."""
@@ -336,6 +345,7 @@ class FineTuneRun:
         actor = self.algo.actor(explore=True)
         obs_t, samples, rewards, dones, bootstraps = [], [], [], [], []
         keep_successes = self.learner.imitation.successes.capacity > 0  # else no per-env bookkeeping
+        local_steps = 0
         episode_pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(E)]
         for _ in range(self.n_chunk_steps):
             o = self.agent.obs_tensor(obs)
@@ -358,13 +368,14 @@ class FineTuneRun:
                     pair_obs, pair_chunks = zip(*episode_pairs[i])
                     self.learner.imitation.add_success(torch.stack(pair_obs), torch.stack(pair_chunks))
                 episode_pairs[i] = []
-            self.env_steps += int(steps.sum())
+            local_steps += int(steps.sum())
             obs_t.append(o)
             samples.append(sample)
             rewards.append(torch.as_tensor(reward, dtype=torch.float32))
             bootstraps.append(torch.as_tensor(bootstrap, dtype=torch.float32))
             dones.append(torch.as_tensor(ended, dtype=torch.float32))
         self.recent = self.tally.take() or self.recent
+        self.env_steps += int(distributed.sum_across_ranks(local_steps))  # all ranks agree on the budget
         dev = self.device
         return Rollout(torch.stack(obs_t), torch.stack(samples), torch.stack(rewards).to(dev),
                        torch.stack(dones).to(dev), self.agent.obs_tensor(obs), torch.stack(bootstraps).to(dev))
@@ -380,7 +391,7 @@ class FineTuneRun:
             self.obs, _ = self.envs.reset(seed=self._reset_seeds())
             self.tally.restart()
         actor = self.algo.actor(explore=True)
-        new = 0
+        new = local_steps = 0
         for _ in range(self.n_chunk_steps):
             o = self.agent.obs_tensor(self.obs)
             if self.env_steps < c.rl.random_env_steps:
@@ -399,13 +410,17 @@ class FineTuneRun:
             self.replay.replay.add(Transitions(o, chunk, torch.as_tensor(reward, dtype=torch.float32),
                                                self.agent.obs_tensor(next_obs),
                                                torch.as_tensor(terminated, dtype=torch.float32)))
-            self.env_steps += int(steps.sum())
+            local_steps += int(steps.sum())
             new += len(reward)
         self.recent = self.tally.take() or self.recent
+        self.env_steps += int(distributed.sum_across_ranks(local_steps))
         self.replay.n_steps = max(1, round(c.rl.replay_ratio * new))
         return self.replay
 
-    def evaluate(self) -> dict:
+    def evaluate(self) -> dict | None:
+        """Deterministic evaluation on fixed seeds (rank 0 only: the ranks hold the same weights)."""
+        if self.rank != 0:
+            return None
         c = self.cfg
         policy = DeployedPolicy(self.agent, self.algo.actor(explore=False), self.algo.env_act_steps)
         result = evaluate(policy, c.env.id, c.env.max_episode_steps, policy.act_steps, c.train.eval_episodes,
@@ -437,7 +452,7 @@ class FineTuneRun:
         """Train to the env-step budget; the log and the envs are closed however the run ends."""
         try:
             self._train_to_budget()
-            return self._report()
+            return self._report() if self.rank == 0 else {"rank": self.rank, "env_steps": self.env_steps}
         finally:
             self.log.close()
             self.envs.close()
@@ -448,7 +463,7 @@ class FineTuneRun:
         if self.iteration == 0 and self.last_eval is None:
             self.evaluate()
             self.save()
-        with progress_bar() as bar:
+        with progress_bar(disable=self.rank != 0) as bar:
             task = bar.add_task(f"{c.method} {c.task}", total=budget, completed=min(self.env_steps, budget),
                                 status="")
             while self.env_steps < budget:
@@ -484,4 +499,9 @@ class FineTuneRun:
 
 
 def train(cfg: DictConfig, resume: bool = False) -> dict:
-    return FineTuneRun(cfg, resume).run()
+    """One fine-tuning run; under torchrun, this rank's part of a data-parallel run (the process group is left
+    when it ends)."""
+    try:
+        return FineTuneRun(cfg, resume).run()
+    finally:
+        distributed.shutdown()

@@ -18,7 +18,7 @@ injection wants the RL direction it should not undo.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from inril_core.agent import DiffusionAgent
+from inril_core.distributed import GradSync
 from inril_core.separation import flat_grad
 
 AuxLoss = Callable[[], torch.Tensor]
@@ -82,6 +83,7 @@ class RLAlgorithm(ABC):
         self.agent, self.cfg, self.separation, self.il_k_max = agent, cfg, separation, il_k_max
         self.policy = agent.policy
         self.last_actor_grad: torch.Tensor | None = None  # flat, over actor_parameters(), of the last RL actor step
+        self._syncs: dict[str, GradSync] = {}
 
     # ------------------------------------------------------------------------------------------------ acting
 
@@ -109,6 +111,13 @@ class RLAlgorithm(ABC):
         """All RL optimiser steps one iteration's ``data`` calls for; yields metrics after each actor step
         (with ``train_actor`` False: after each critic-only step). ``aux_actor_loss()`` (BC-reg) is added to every
         actor loss."""
+
+    def synced(self, kind: str, params: Callable[[], Iterable[nn.Parameter]]) -> GradSync:
+        """The gradient averaging (DDP over the ranks; nothing in a single process) of one kind of step, built on
+        first use, when every network exists on its device."""
+        if kind not in self._syncs:
+            self._syncs[kind] = GradSync(params())
+        return self._syncs[kind]
 
     def record_actor_grad(self) -> None:
         """Keep the RL actor gradient just computed (before clipping), the reference of PCGrad and of rho."""

@@ -97,29 +97,42 @@ class IDQL(RLAlgorithm):
         return [p for p in self.policy.denoiser.parameters() if p.requires_grad]
 
     def critic_step(self, b: Transitions) -> dict:
-        """One V (expectile) and one Q (TD to V(s')) step, then the target twins' Polyak average."""
-        with torch.no_grad():
-            target_q = torch.min(*self.target_q(b.obs, b.chunks))
-            next_v = self.v(b.next_obs).squeeze(-1)
-            td_target = self.cfg.reward_scale * b.rewards + self.cfg.gamma * (1.0 - b.dones) * next_v
-        v_loss = expectile_loss(target_q - self.v(b.obs).squeeze(-1), self.cfg.expectile)
-        q1, q2 = self.q(b.obs, b.chunks)
-        q_loss = (q1 - td_target).pow(2).mean() + (q2 - td_target).pow(2).mean()
-        if not (torch.isfinite(v_loss) and torch.isfinite(q_loss)):
-            raise NonFiniteError(f"IDQL critic loss is not finite (V {v_loss.item()}, Q {q_loss.item()}): lower "
-                                 "rl.critic_lr or rl.reward_scale; last checkpoint kept")
-        for loss, opt, net in ((v_loss, self.v_opt, self.v), (q_loss, self.q_opt, self.q)):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+        """One V (expectile) and one Q (TD to V(s')) step, then the target twins' Polyak average. The two losses
+        touch disjoint parameters, so one backward of their sum gives each its own gradient."""
+        parts: dict = {}
+
+        def losses() -> torch.Tensor:
+            with torch.no_grad():
+                target_q = torch.min(*self.target_q(b.obs, b.chunks))
+                next_v = self.v(b.next_obs).squeeze(-1)
+                td_target = self.cfg.reward_scale * b.rewards + self.cfg.gamma * (1.0 - b.dones) * next_v
+            parts["v"] = expectile_loss(target_q - self.v(b.obs).squeeze(-1), self.cfg.expectile)
+            q1, q2 = self.q(b.obs, b.chunks)
+            parts["q"], parts["q_mean"] = (q1 - td_target).pow(2).mean() + (q2 - td_target).pow(2).mean(), q1.mean()
+            return parts["v"] + parts["q"]
+
+        total = self.synced("critic", lambda: [*self.v.parameters(), *self.q.parameters()])(losses)
+        if not torch.isfinite(total):
+            raise NonFiniteError(f"IDQL critic loss is not finite (V {parts['v'].item()}, Q {parts['q'].item()}): "
+                                 "lower rl.critic_lr or rl.reward_scale; last checkpoint kept")
+        self.v_opt.zero_grad(set_to_none=True)
+        self.q_opt.zero_grad(set_to_none=True)
+        total.backward()
+        for opt, net in ((self.v_opt, self.v), (self.q_opt, self.q)):
             nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
             opt.step()
         polyak(self.target_q, self.q, self.cfg.tau)
-        return {"v_loss": v_loss.item(), "q_loss": q_loss.item(), "q_mean": q1.mean().item()}
+        return {"v_loss": parts["v"].item(), "q_loss": parts["q"].item(), "q_mean": parts["q_mean"].item()}
 
-    def actor_step(self, b: Transitions, aux_actor_loss: torch.Tensor | None) -> dict:
+    def actor_step(self, b: Transitions, aux_actor_loss: AuxLoss | None) -> dict:
         """The diffusion actor's denoising loss on replay chunks (+ BC-reg)."""
-        loss = self.policy.denoising_loss(b.obs, b.chunks)
-        total = loss + (aux_actor_loss if aux_actor_loss is not None else 0.0)
+        parts: dict = {}
+
+        def loss() -> torch.Tensor:
+            parts["actor"] = self.policy.denoising_loss(b.obs, b.chunks)
+            return parts["actor"] + (aux_actor_loss() if aux_actor_loss is not None else 0.0)
+
+        total = self.synced("actor", self.actor_parameters)(loss)
         if not torch.isfinite(total):
             raise NonFiniteError(f"IDQL actor loss is {total.item()}: lower rl.actor_lr; last checkpoint kept")
         self.actor_opt.zero_grad(set_to_none=True)
@@ -127,14 +140,14 @@ class IDQL(RLAlgorithm):
         self.record_actor_grad()
         norm = nn.utils.clip_grad_norm_(self.actor_parameters(), self.cfg.max_grad_norm).item()
         self.actor_opt.step()
-        return {"actor_loss": loss.item(), "actor_grad_norm": norm}
+        return {"actor_loss": parts["actor"].item(), "actor_grad_norm": norm}
 
     def rl_steps(self, data: ReplayDraw, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
         for _ in range(data.n_steps):
             b = data.sample(self.cfg.batch_size)
             metrics = self.critic_step(b)
             if train_actor:
-                metrics.update(self.actor_step(b, aux_actor_loss() if aux_actor_loss else None))
+                metrics.update(self.actor_step(b, aux_actor_loss))
             yield metrics
 
     # ------------------------------------------------------------------------------------------------ imitation

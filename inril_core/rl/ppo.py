@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from inril_core.agent import NonFiniteError
+from inril_core.distributed import mean_across_ranks
 from inril_core.rl.base import AuxLoss, RLAlgorithm, Rollout
 
 
@@ -76,7 +77,7 @@ def epochs_of_minibatch_steps(n: int, epochs: int, minibatch_size: int, target_k
             metrics = step(idx)
             kls.append(metrics["approx_kl"])
             yield metrics
-        if train_actor and kls and sum(kls) / len(kls) > target_kl:
+        if train_actor and kls and mean_across_ranks(sum(kls) / len(kls)) > target_kl:  # all ranks stop together
             break
 
 
@@ -100,17 +101,24 @@ class ActorCriticPPO(RLAlgorithm):
         c = self.cfg
         yield from epochs_of_minibatch_steps(
             len(batch), c.update_epochs, c.minibatch_size, c.target_kl, train_actor, batch.obs.device,
-            lambda idx: self.update(batch.index(idx), aux_actor_loss() if train_actor and aux_actor_loss else None,
-                                    train_actor))
+            lambda idx: self.update(batch.index(idx), aux_actor_loss if train_actor else None, train_actor))
 
-    def update(self, batch, aux_actor_loss: torch.Tensor | None = None, train_actor: bool = True) -> dict:
-        """One optimiser step on one minibatch: value loss always, policy loss (+ ``aux_actor_loss``, e.g. BC-reg)
-        when ``train_actor``. A non-finite loss raises before any weight changes; the RL actor gradient is recorded
-        before clipping."""
-        policy_loss, value_loss, metrics = self.loss(batch)
-        total = self.cfg.vf_coef * value_loss
-        if train_actor:
-            total = total + policy_loss + (aux_actor_loss if aux_actor_loss is not None else 0.0)
+    def update(self, batch, aux_actor_loss: AuxLoss | None = None, train_actor: bool = True) -> dict:
+        """One optimiser step on one minibatch: value loss always, policy loss (+ ``aux_actor_loss()``, e.g. BC-reg)
+        when ``train_actor``; the loss is evaluated through the ranks' gradient averaging (inril_core.distributed).
+        A non-finite loss raises before any weight changes; the RL actor gradient is recorded before clipping."""
+        parts: dict = {}
+
+        def total_loss() -> torch.Tensor:
+            policy_loss, value_loss, parts["metrics"] = self.loss(batch)
+            parts["policy"], parts["value"] = policy_loss, value_loss
+            total = self.cfg.vf_coef * value_loss
+            if train_actor:
+                total = total + policy_loss + (aux_actor_loss() if aux_actor_loss is not None else 0.0)
+            return total
+
+        total = self.synced("rl", lambda: [*self.actor_parameters(), *self.critic.parameters()])(total_loss)
+        policy_loss, value_loss, metrics = parts["policy"], parts["value"], parts["metrics"]
         if not torch.isfinite(total):
             raise NonFiniteError(f"{self.name} loss is {total.item()} (policy {policy_loss.item()}, value "
                                  f"{value_loss.item()}): lower rl.actor_lr / rl.critic_lr; last checkpoint kept")

@@ -105,40 +105,54 @@ class RLPD(RLAlgorithm):
 
     def critic_step(self, b: Transitions) -> dict:
         alpha = self.log_alpha.exp().detach()
-        with torch.no_grad():
-            next_chunk, next_logp = self.pi.sample(b.next_obs)
-            subset = torch.randperm(self.cfg.n_critics)[: self.cfg.target_subset]
-            next_q = self.target_q(b.next_obs, next_chunk)[subset].min(0).values - alpha * next_logp
-            y = self.cfg.reward_scale * b.rewards + self.cfg.gamma * (1.0 - b.dones) * next_q
-        q = self.q(b.obs, b.chunks)
-        loss = (q - y).pow(2).mean(1).sum()
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"RLPD critic loss is {loss.item()}: lower rl.critic_lr; last checkpoint kept")
+        parts: dict = {}
+
+        def loss() -> torch.Tensor:
+            with torch.no_grad():
+                next_chunk, next_logp = self.pi.sample(b.next_obs)
+                subset = torch.randperm(self.cfg.n_critics)[: self.cfg.target_subset]
+                next_q = self.target_q(b.next_obs, next_chunk)[subset].min(0).values - alpha * next_logp
+                y = self.cfg.reward_scale * b.rewards + self.cfg.gamma * (1.0 - b.dones) * next_q
+            q = self.q(b.obs, b.chunks)
+            parts["q_mean"] = q.mean()
+            return (q - y).pow(2).mean(1).sum()
+
+        total = self.synced("critic", self.q.parameters)(loss)
+        if not torch.isfinite(total):
+            raise NonFiniteError(f"RLPD critic loss is {total.item()}: lower rl.critic_lr; last checkpoint kept")
         self.q_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         self.q_opt.step()
         polyak(self.target_q, self.q, self.cfg.tau)
-        return {"q_loss": loss.item(), "q_mean": q.mean().item()}
+        return {"q_loss": total.item(), "q_mean": parts["q_mean"].item()}
 
-    def actor_step(self, b: Transitions, aux_actor_loss: torch.Tensor | None) -> dict:
-        alpha = self.log_alpha.exp()
-        chunk, logp = self.pi.sample(b.obs)
-        q = self.q(b.obs, chunk).mean(0)
-        loss = (alpha.detach() * logp - q).mean()
-        total = loss + (aux_actor_loss if aux_actor_loss is not None else 0.0)
+    def actor_step(self, b: Transitions, aux_actor_loss: AuxLoss | None) -> dict:
+        """The actor loss (+ BC-reg) and the temperature loss, on disjoint parameters: one backward for both."""
+        parts: dict = {}
+
+        def loss() -> torch.Tensor:
+            alpha = self.log_alpha.exp()
+            chunk, logp = self.pi.sample(b.obs)
+            q = self.q(b.obs, chunk).mean(0)
+            parts["actor"] = (alpha.detach() * logp - q).mean()
+            parts["alpha_loss"] = -(alpha * (logp.detach() + self.target_entropy)).mean()
+            parts["entropy"], parts["alpha"] = -logp.mean(), alpha
+            aux = aux_actor_loss() if aux_actor_loss is not None else 0.0
+            return parts["actor"] + aux + parts["alpha_loss"]
+
+        total = self.synced("actor", lambda: [*self.actor_parameters(), self.log_alpha])(loss)
         if not torch.isfinite(total):
             raise NonFiniteError(f"RLPD actor loss is {total.item()}: lower rl.actor_lr; last checkpoint kept")
         self.actor_opt.zero_grad(set_to_none=True)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        self.q_opt.zero_grad(set_to_none=True)  # the actor's loss reaches the critics: their gradient is not used
         total.backward()
         self.record_actor_grad()
         norm = nn.utils.clip_grad_norm_(self.actor_parameters(), self.cfg.max_grad_norm).item()
         self.actor_opt.step()
-        alpha_loss = -(alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
         self.alpha_opt.step()
-        return {"actor_loss": loss.item(), "entropy": -logp.mean().item(), "alpha": alpha.item(),
-                "actor_grad_norm": norm}
+        return {"actor_loss": parts["actor"].item(), "entropy": parts["entropy"].item(),
+                "alpha": parts["alpha"].item(), "actor_grad_norm": norm}
 
     def rl_steps(self, data: ReplayDraw, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
         """Per yielded step: ``rl.critic_steps`` critic updates (RLPD's update-to-data ratio), then one actor and
@@ -147,8 +161,7 @@ class RLPD(RLAlgorithm):
             for _ in range(self.cfg.critic_steps):
                 metrics = self.critic_step(data.sample(self.cfg.batch_size))
             if train_actor:
-                b = data.sample(self.cfg.batch_size)
-                metrics.update(self.actor_step(b, aux_actor_loss() if aux_actor_loss else None))
+                metrics.update(self.actor_step(data.sample(self.cfg.batch_size), aux_actor_loss))
             yield metrics
 
     # ------------------------------------------------------------------------------------------------ imitation
