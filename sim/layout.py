@@ -97,8 +97,11 @@ def flat_observation(task: str, obj_pos: np.ndarray, obj_quat: np.ndarray, eef_p
     One definition for the simulated envs and for a policy server that assembles the same vector from ROS
     messages (end-effector pose, object poses, gripper joint states), so the two cannot disagree.
     """
+    from inril_sim.rotations import wxyz_to_xyzw
+
+    # the same robot part as robots_observation, concatenated in one go: this runs every step of the fast tasks
     objects = object_features(task, obj_pos, obj_quat, eef_pos, eef_quat)
-    return np.concatenate([objects, robots_observation((eef_pos,), (eef_quat,), (gripper_qpos,))]).astype(np.float32)
+    return np.concatenate([objects, eef_pos, wxyz_to_xyzw(eef_quat), gripper_qpos]).astype(np.float32)
 
 
 def transport_object_features(*, payload_pos: np.ndarray, payload_quat: np.ndarray, trash_pos: np.ndarray,
