@@ -198,6 +198,7 @@ def validate(cfg: DictConfig) -> None:
         (cfg.bc_reg["lambda"] >= 0, "bc_reg.lambda must be >= 0"),
         (cfg.il.steps_per_injection >= 1, "il.steps_per_injection must be >= 1"),
         (cfg.env.n_envs >= 1 and cfg.train.eval_episodes >= 1, "env.n_envs and train.eval_episodes must be >= 1"),
+        (cfg.train.eval_every_steps >= 1, "train.eval_every_steps must be >= 1"),
     ]
     if cfg.rl.name == "dppo":
         checks.append(

@@ -53,7 +53,10 @@ def init_from_environment(device: str) -> str:
 
 
 def shutdown() -> None:
+    """Leave the process group; the barrier first, so no rank tears its connections down while another still
+    talks to it (gloo aborts the process that loses its peer)."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

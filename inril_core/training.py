@@ -466,11 +466,13 @@ class FineTuneRun:
         with progress_bar(disable=self.rank != 0) as bar:
             task = bar.add_task(f"{c.method} {c.task}", total=budget, completed=min(self.env_steps, budget),
                                 status="")
+            every = int(c.train.eval_every_steps)
             while self.env_steps < budget:
+                before = self.env_steps
                 self.update(self.collect())
                 self.iteration += 1
                 done = self.env_steps >= budget
-                if self.iteration % c.train.eval_every == 0 or done:
+                if self.env_steps // every > before // every or done:  # crossed an evaluation point
                     self.evaluate()
                 if self.iteration % c.run.checkpoint_every == 0 or done:
                     self.save()

@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 import toy_run
 from inril_core.checkpoint import load_latest
-from inril_core.distributed import GradSync
+from inril_core.distributed import GradSync, shutdown
 
 LOOPBACK = {"GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
 
@@ -49,7 +49,7 @@ def _grad_worker(rank: int, port: int, out: str) -> None:
         torch.save({"params": [p.detach() for p in model.parameters()], "grads": [p.grad for p in model.parameters()]},
                    f"{out}/rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        shutdown()
 
 
 def test_ddp_averages_the_gradient_of_a_step_over_the_ranks(tmp_path):

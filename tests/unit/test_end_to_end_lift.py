@@ -31,7 +31,7 @@ def lift_run(tmp_path_factory):
         "demos": runner.invoke(app, ["demos", "make", *common, "n=4"]),
         "pretrain": runner.invoke(app, ["pretrain", *common, "pretrain.max_epochs=15"]),
         "train": runner.invoke(app, ["train", *common, f"run.dir={root}/run", "train.env_steps=300",
-                                     "train.eval_every=1"]),
+                                     "train.eval_every_steps=1"]),
     }
     return root, results
 

@@ -12,7 +12,7 @@ from inril_core.training import load_policy
 
 TASK = ["task=hopper", "device=cpu", "env.n_envs=2", "train.eval_episodes=2", "train.eval_n_envs=2"]
 EXPERT = ["rl.n_chunk_steps=10", "rl.random_env_steps=20", "rl.batch_size=32", "rl.actor_hidden=[32]",
-          "rl.critic_hidden=[32]", "train.eval_every=2", "demos.expert_env_steps=80"]
+          "rl.critic_hidden=[32]", "train.eval_every_steps=40", "demos.expert_env_steps=80"]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def root(tmp_path_factory):
 
 def config(root, run_dir, *extra):
     # interleave.m=2 so IL injections (and their optimiser) are part of what must resume exactly
-    return toy_run.toy_config(root, f"run.dir={run_dir}", "interleave.m=2", "train.eval_every=2", *extra)
+    return toy_run.toy_config(root, f"run.dir={run_dir}", "interleave.m=2", "train.eval_every_steps=60", *extra)
 
 
 def finished(cfg, resume=False) -> FineTuneRun:

@@ -77,7 +77,7 @@ def toy_overrides(root: str | Path, algo: str = "dppo") -> list[str]:
         "pretrain.max_epochs=3", "pretrain.batch_size=64", "pretrain.eval_episodes=2",
         *TOY_RL[algo],
         "il.batch_size=16", "bc_reg.batch_size=16",
-        "train.env_steps=150", "train.eval_every=2", "train.eval_episodes=2", "train.eval_n_envs=2",
+        "train.env_steps=150", "train.eval_every_steps=60", "train.eval_episodes=2", "train.eval_n_envs=2",
         "run.checkpoint_every=1", "run.keep_checkpoints=2",
     ]
 
