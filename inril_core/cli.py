@@ -256,7 +256,7 @@ def sim(overrides: Optional[list[str]] = OVERRIDES,
 
 
 @bench_app.command("sim")
-def bench_sim(tasks: str = typer.Option("lift,can,square", help="comma-separated tasks"),
+def bench_sim(tasks: str = typer.Option("lift,can,square,transport", help="comma-separated tasks"),
               steps: int = typer.Option(3000, help="env steps per measurement"),
               robosuite: bool = typer.Option(False, help="also measure the robosuite backend (slow)"),
               out: Path = typer.Option(Path("docs/results/sim_speed.json"))):
@@ -425,6 +425,27 @@ def bench_live(overrides: Optional[list[str]] = OVERRIDES,
                                            f"episodes, {summary['updates']} updates, {summary['env_steps']} env "
                                            f"steps in {summary['seconds']} s")
     console.print(f"report {report}")
+
+
+@bench_app.command("rollout-workers", context_settings=EXTRA)
+def bench_rollout_workers(overrides: Optional[list[str]] = OVERRIDES,
+                          workers: str = typer.Option("1,2,4", help="comma-separated Ray worker counts"),
+                          seconds: float = typer.Option(20.0, help="stepping time per row"),
+                          out: Path = typer.Option(Path("docs/results/rollout-scaling"))):
+    """Env steps/s of the local vector env vs Ray rollout workers (env.ray_address: a cluster, default a local
+    session): summary.json, report.md and scaling.png."""
+    from inril_core.rollout_bench import measure_rollout_scaling
+    from inril_core.training import progress_bar
+
+    cfg = _guarded(lambda: _config(overrides))
+    with progress_bar() as bar:
+        task = bar.add_task("rollout workers", total=1.0, status="")
+        summary = measure_rollout_scaling(
+            cfg.env.id, cfg.env.n_envs, [int(w) for w in workers.split(",")], seconds, cfg.env.max_episode_steps,
+            cfg.policy.act_steps, out, cfg.env.ray_address,
+            progress=lambda row, done: bar.update(task, completed=done, status=row),
+            command="inril bench rollout-workers " + " ".join(shlex.quote(a) for a in sys.argv[3:]))
+    console.print(f"wrote {out}/report.md ({len(summary['rows'])} rows)")
 
 
 @bench_app.command("latency")

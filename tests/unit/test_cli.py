@@ -10,7 +10,7 @@ import toy_run
 from inril_core.cli import app
 
 torch.set_num_threads(1)
-COMMANDS = ("train", "pretrain", "eval", "demos", "bench", "config")
+COMMANDS = ("train", "pretrain", "eval", "demos", "expert", "bench", "config")
 
 
 def invoke(*args: str):
@@ -84,3 +84,15 @@ def test_pretrain_then_eval_on_the_toy_task(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["env"] == toy_run.TOY_ENV_ID and report["n_episodes"] == 2 and 0 <= report["success_rate"] <= 1
+
+
+def test_bench_rollout_workers_writes_its_report(tmp_path):
+    result = invoke("bench", "rollout-workers", "--workers", "1", "--seconds", "0.3", "--out", str(tmp_path),
+                    "env.n_envs=2", "env.max_episode_steps=20")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["vector"] for r in summary["rows"]] == ["sync", "ray"] and (tmp_path / "report.md").exists()
+
+
+def test_bench_paper_names_an_unknown_experiment():
+    assert_one_line_error(invoke("bench", "paper", "--only", "nonsense"), "--only nonsense", "m-sweep")
