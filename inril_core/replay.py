@@ -17,21 +17,16 @@ import numpy as np
 import torch
 
 from inril_core.buffers import chunk_pairs
+from inril_core.rl.base import TensorBatch
 
 
 @dataclass
-class Transitions:
+class Transitions(TensorBatch):
     obs: torch.Tensor        # (N, obs_dim) normalised
     chunks: torch.Tensor     # (N, H, A) normalised
     rewards: torch.Tensor    # (N,)
     next_obs: torch.Tensor   # (N, obs_dim) normalised
     dones: torch.Tensor      # (N,) 1.0 where the episode terminated (not a time-out)
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-    def index(self, idx: torch.Tensor) -> "Transitions":
-        return Transitions(*(getattr(self, f.name)[idx] for f in fields(self)))
 
     @staticmethod
     def cat(parts: list["Transitions"]) -> "Transitions":

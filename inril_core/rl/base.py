@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,6 +31,16 @@ from inril_core.distributed import GradSync
 from inril_core.separation import flat_grad
 
 AuxLoss = Callable[[], torch.Tensor]
+
+
+class TensorBatch:
+    """Mixin of dataclasses whose fields are tensors with one row per sample: len() and row selection."""
+
+    def __len__(self) -> int:
+        return getattr(self, fields(self)[0].name).shape[0]
+
+    def index(self, idx: torch.Tensor):
+        return type(self)(*(getattr(self, f.name)[idx] for f in fields(self)))
 
 
 @dataclass

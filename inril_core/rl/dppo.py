@@ -21,14 +21,14 @@ import torch
 from torch import nn
 
 from inril_core.agent import DiffusionAgent
-from inril_core.rl.base import Actor, Rollout, mlp
+from inril_core.rl.base import Actor, Rollout, TensorBatch, mlp
 from inril_core.rl.ppo import ActorCriticPPO, clipped_surrogate, gae
 
 LOGPROB_CLAMP = (-5.0, 2.0)  # per-element log-prob clamp, as DPPO: bounds the ratio of rare chain samples
 
 
 @dataclass
-class DPPOBatch:
+class DPPOBatch(TensorBatch):
     obs: torch.Tensor
     x_prev: torch.Tensor     # x_{k+1}
     x_next: torch.Tensor     # x_k, the sampled denoising "action"
@@ -37,12 +37,6 @@ class DPPOBatch:
     old_logp: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-    def index(self, idx: torch.Tensor) -> "DPPOBatch":
-        return DPPOBatch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
 class DPPO(ActorCriticPPO):

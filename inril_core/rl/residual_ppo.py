@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from inril_core.agent import DiffusionAgent
-from inril_core.rl.base import Actor, Rollout, mlp
+from inril_core.rl.base import Actor, Rollout, TensorBatch, mlp
 from inril_core.rl.ppo import ActorCriticPPO, clipped_surrogate, gae
 
 
@@ -80,19 +80,13 @@ class _ResidualActor(Actor):
 
 
 @dataclass
-class ResidualBatch:
+class ResidualBatch(TensorBatch):
     obs: torch.Tensor
     base: torch.Tensor
     residual: torch.Tensor
     old_logp: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-    def index(self, idx: torch.Tensor) -> "ResidualBatch":
-        return ResidualBatch(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
 class ResidualPPO(ActorCriticPPO):

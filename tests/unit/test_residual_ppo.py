@@ -112,3 +112,11 @@ def test_a_tiny_in_ril_run_trains_checkpoints_and_resumes(root):
     finally:
         resumed.log.close()
         resumed.envs.close()
+
+
+def test_the_action_is_the_base_plus_the_scaled_residual_clipped_to_the_action_range(root):
+    algo = learner(root).algo
+    base = torch.tensor([[0.5, -0.95]])
+    residual = torch.tensor([[2.0, -3.0]])
+    scale = algo.cfg.action_scale
+    assert torch.allclose(algo.combine(base, residual), torch.tensor([[0.5 + 2.0 * scale, -1.0]]))
