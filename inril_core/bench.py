@@ -130,7 +130,10 @@ def summarise(runs_root: Path, out_dir: Path, arms: list[Arm], seeds, task: str,
         summary["methods"][a] = {
             "final_mean": round(mean, 4), "final_ci95": _interval(ci, success), "final_per_seed": final[a],
             "during_mean": round(during_mean, 4), "during_ci95": _interval(during_ci, success),
-            "steps_to_threshold_mean": None if any(r is None for r in reach) else float(np.mean(reach)),
+            # over the seeds that reached it (None if none did); how many did is part of the answer
+            "steps_to_threshold_mean": (float(np.mean([r for r in reach if r is not None]))
+                                        if any(r is not None for r in reach) else None),
+            "seeds_reaching_threshold": sum(r is not None for r in reach),
             "steps_to_threshold_per_seed": reach,
             "overrides": list(next(arm.overrides for arm in arms if arm.label == a)),
         }
@@ -186,12 +189,12 @@ def markdown_table(summaries: list[dict]) -> str:
         fmt = (lambda v: f"{v:.2f}") if s["metric"] == "success_rate" else (lambda v: f"{v:.0f}")
         for method, m in s["methods"].items():
             lo, hi = m["final_ci95"]
-            reach = m["steps_to_threshold_mean"]
+            reach, n_reach = m["steps_to_threshold_mean"], m["seeds_reaching_threshold"]
             lines.append(
                 f"| {s['title']} | {METRIC_NAMES[s['metric']]} | {fmt(s['pretrained'])} | {method} | "
                 f"{fmt(m['final_mean'])} [{fmt(lo)}, {fmt(hi)}] | {', '.join(fmt(v) for v in m['final_per_seed'])} "
                 f"| {fmt(m['during_mean'])} | {'never' if reach is None else f'{reach:,.0f}'} "
-                f"(threshold {fmt(s['threshold'])}, {s['baseline']}) |"
+                f"({n_reach}/{len(s['seeds'])} seeds; threshold {fmt(s['threshold'])} = {s['baseline']}'s final) |"
             )
     return "\n".join(lines)
 

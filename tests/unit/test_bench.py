@@ -113,3 +113,14 @@ def test_success_intervals_stay_within_zero_and_one(bench_root):
     for m in summary_of(bench_root[0])["methods"].values():
         for lo, hi in (m["final_ci95"], m["during_ci95"]):
             assert 0.0 <= lo <= hi <= 1.0
+
+
+def test_steps_to_threshold_averages_the_seeds_that_reach_it_and_counts_them(bench_root):
+    summary = bench.summarise(bench_root[0] / "runs", bench_root[0] / "out", ARMS, SEEDS, "toy", "cmd", 2,
+                              threshold=-1.0)  # every evaluation reaches it, the first at step 0
+    for m in summary["methods"].values():
+        assert m["seeds_reaching_threshold"] == 2 and m["steps_to_threshold_mean"] == 0.0
+    never = bench.summarise(bench_root[0] / "runs", bench_root[0] / "out", ARMS, SEEDS, "toy", "cmd", 2,
+                            threshold=2.0)  # no success rate reaches 2
+    assert all(m["seeds_reaching_threshold"] == 0 and m["steps_to_threshold_mean"] is None
+               for m in never["methods"].values())
