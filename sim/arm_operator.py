@@ -53,31 +53,81 @@ def align_yaw(eef_quat: np.ndarray, object_yaw: float, symmetry: float) -> np.nd
     return down_at_yaw(current + wrap_angle(object_yaw - current, symmetry))
 
 
-def step_toward(eef_pos: np.ndarray, eef_quat: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray,
-                grip: float, cap: float) -> np.ndarray:
-    """7-D proportional step toward a pose; the translation keeps its direction under the cap ``cap``."""
-    pos = POS_GAIN * (target_pos - eef_pos) / POS_SCALE
-    largest = np.max(np.abs(pos))
-    if largest > cap:
-        pos *= cap / largest
-    rot = np.clip(ROT_GAIN * rotation_error(target_quat, eef_quat) / ROT_SCALE, -1.0, 1.0)
-    return np.concatenate([pos, rot, [grip]])
+@dataclass(frozen=True)
+class Hand:
+    """One arm's observed gripper: eef position, wxyz orientation and the two finger positions."""
+
+    pos: np.ndarray
+    quat: np.ndarray
+    gripper: np.ndarray
+
+    @property
+    def gap(self) -> float:
+        return float(self.gripper[0] - self.gripper[1])
 
 
-def fingers_settled(gripper: np.ndarray, last_gripper: np.ndarray | None, steps_closing: int) -> bool:
-    """Fingers stopped moving (on the object or fully closed) after at least CLOSE_STEPS of closing."""
-    moving = last_gripper is not None and abs(gripper[0] - last_gripper[0]) > 5e-4
-    return steps_closing >= CLOSE_STEPS and not moving
+class ArmOperator:
+    """One arm's operator: the phase of its plan, its skill, and what it remembers between steps (how long it has
+    been in the phase, the last finger positions, the pause left). Experts hold one per arm and write their plans
+    as phases of it, so every expert moves, grasps and hesitates the same way."""
+
+    def __init__(self, skill: Skill, phase: str) -> None:
+        self.skill = skill
+        self.phase = phase
+        self.steps = 0
+        self.pause = 0
+        self.last_gripper: np.ndarray | None = None
+
+    def go(self, phase: str) -> None:
+        self.phase = phase
+        self.steps = 0
+
+    def move(self, hand: Hand, target_pos: np.ndarray, target_quat: np.ndarray, grip: float,
+             speed: float = 1.0) -> np.ndarray:
+        """7-D proportional step toward a pose; the translation keeps its direction under the skill's speed cap."""
+        pos = POS_GAIN * (target_pos - hand.pos) / POS_SCALE
+        cap = speed * self.skill.speed
+        largest = np.max(np.abs(pos))
+        if largest > cap:
+            pos *= cap / largest
+        rot = np.clip(ROT_GAIN * rotation_error(target_quat, hand.quat) / ROT_SCALE, -1.0, 1.0)
+        return np.concatenate([pos, rot, [grip]])
+
+    def settled(self, hand: Hand) -> bool:
+        """Fingers stopped moving (on the object or fully closed) after at least CLOSE_STEPS of closing."""
+        moving = self.last_gripper is not None and abs(hand.gripper[0] - self.last_gripper[0]) > 5e-4
+        return self.steps >= CLOSE_STEPS and not moving
+
+    def record(self, hand: Hand, action: np.ndarray, rng: np.random.Generator) -> None:
+        """After planning ``action`` for ``hand``: count the step, remember the fingers, and hesitate.
+
+        A pause (2-8 steps, started with the skill's probability) zeroes the motion in ``action`` in place.
+        """
+        self.steps += 1
+        self.last_gripper = hand.gripper
+        if self.pause == 0 and rng.random() < self.skill.hesitation_prob:
+            self.pause = int(rng.integers(2, 9))
+        if self.pause > 0:
+            action[:6] = 0.0
+            self.pause -= 1
 
 
-def hesitate(action: np.ndarray, pause: int, probability: float, rng: np.random.Generator) -> int:
-    """An operator's pauses: may start one (2-8 steps), zeroes the motion in ``action`` in place while it lasts.
+class OperatedExpert:
+    """What every scripted expert shares: the noise level, the observation layout and one seeded generator for the
+    skills, the hesitations and the action noise. Subclasses make their operators in ``reset`` and act from the
+    observation; ``_with_noise`` is their last step."""
 
-    Returns the steps of pause left after this one.
-    """
-    if pause == 0 and rng.random() < probability:
-        pause = int(rng.integers(2, 9))
-    if pause > 0:
-        action[:6] = 0.0
-        return pause - 1
-    return 0
+    def __init__(self, noise: float, seed: int, layout: dict[str, slice]) -> None:
+        self.noise = float(noise)
+        self.layout = layout
+        self._rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def _with_noise(self, action: np.ndarray) -> np.ndarray:
+        """``action`` plus Gaussian noise of std ``noise`` on every dim, clipped to the action box."""
+        if self.noise > 0:
+            action = action + self._rng.normal(0.0, self.noise, action.shape)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)

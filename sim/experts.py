@@ -22,12 +22,12 @@ from inril_sim.arm_operator import (
     CLOSE,
     OPEN,
     XY_TOLERANCE,
+    ArmOperator,
+    Hand,
+    OperatedExpert,
     align_yaw,
     down_at_yaw,
     draw_skill,
-    fingers_settled,
-    hesitate,
-    step_toward,
 )
 from inril_sim.layout import OBJECT_POS, OBJECT_QUAT, TASKS, obs_layout
 from inril_sim.rotations import quat_to_mat, rotation_error, wrap_angle, xyzw_to_wxyz, yaw_of
@@ -55,50 +55,25 @@ class View:
 
     obj_pos: np.ndarray
     obj_quat: np.ndarray
-    eef_pos: np.ndarray
-    eef_quat: np.ndarray
-    gripper: np.ndarray
+    hand: Hand
 
 
-class Expert:
+class Expert(OperatedExpert):
     """Waypoint state machine shared by the three tasks; subclasses define ``_plan``."""
-
-    def __init__(self, noise: float, seed: int, layout: dict[str, slice]) -> None:
-        self.noise = float(noise)
-        self.layout = layout
-        self._rng = np.random.default_rng(seed)
-        self.reset()
 
     def reset(self) -> None:
         """Start a new episode: fresh phase and a freshly drawn operator skill."""
-        self.phase = "approach"
-        self._phase_steps = 0
-        self._pause = 0
-        self._last_gripper: np.ndarray | None = None
-        self.skill = draw_skill(self._rng, self.noise)
+        self.op = ArmOperator(draw_skill(self._rng, self.noise), "approach")
 
     def _view(self, obs: np.ndarray) -> View:
         objects = obs[self.layout["object"]].astype(np.float64)
         return View(
             obj_pos=objects[OBJECT_POS],
             obj_quat=xyzw_to_wxyz(objects[OBJECT_QUAT]),
-            eef_pos=obs[self.layout["robot0_eef_pos"]].astype(np.float64),
-            eef_quat=xyzw_to_wxyz(obs[self.layout["robot0_eef_quat"]].astype(np.float64)),
-            gripper=obs[self.layout["robot0_gripper_qpos"]].astype(np.float64),
+            hand=Hand(obs[self.layout["robot0_eef_pos"]].astype(np.float64),
+                      xyzw_to_wxyz(obs[self.layout["robot0_eef_quat"]].astype(np.float64)),
+                      obs[self.layout["robot0_gripper_qpos"]].astype(np.float64)),
         )
-
-    def _go(self, phase: str) -> None:
-        self.phase = phase
-        self._phase_steps = 0
-
-    def _move(self, v: View, target_pos: np.ndarray, target_quat: np.ndarray, grip: float,
-              speed: float = 1.0) -> np.ndarray:
-        """Proportional step toward a pose; the translation keeps its direction under the speed cap."""
-        return step_toward(v.eef_pos, v.eef_quat, target_pos, target_quat, grip, speed * self.skill.speed)
-
-    def _gripper_settled(self, v: View) -> bool:
-        """Fingers stopped moving (on the object or fully closed) after at least CLOSE_STEPS of closing."""
-        return fingers_settled(v.gripper, self._last_gripper, self._phase_steps)
 
     def _plan(self, v: View) -> np.ndarray:
         raise NotImplementedError
@@ -107,12 +82,8 @@ class Expert:
         """The 7-D action for ``obs``: the plan, then this episode's hesitations and the Gaussian noise."""
         v = self._view(obs)
         action = self._plan(v)
-        self._phase_steps += 1
-        self._last_gripper = v.gripper
-        self._pause = hesitate(action, self._pause, self.skill.hesitation_prob, self._rng)
-        if self.noise > 0:
-            action = action + self._rng.normal(0.0, self.noise, 7)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+        self.op.record(v.hand, action, self._rng)
+        return self._with_noise(action)
 
 
 class PickExpert(Expert):
@@ -126,47 +97,47 @@ class PickExpert(Expert):
     lift_z: float  # eef height at the end of the lift
 
     def _grasp_point(self, v: View) -> np.ndarray:
-        return v.obj_pos + self.skill.grasp_offset
+        return v.obj_pos + self.op.skill.grasp_offset
 
     def _grasp_quat(self, v: View) -> np.ndarray:
         raise NotImplementedError
 
     def _holding(self, v: View) -> bool:
         """The object is between the fingers: close to the eef and the fingers are not shut on nothing."""
-        near = np.linalg.norm(self._grasp_point(v) - v.eef_pos) < 0.03
-        return bool(near and v.gripper[0] - v.gripper[1] > 0.01)
+        near = np.linalg.norm(self._grasp_point(v) - v.hand.pos) < 0.03
+        return bool(near and v.hand.gripper[0] - v.hand.gripper[1] > 0.01)
 
     def _after_lift(self, v: View) -> np.ndarray:
         raise NotImplementedError
 
     def _plan(self, v: View) -> np.ndarray:
         grasp = self._grasp_point(v)
-        xy_error = np.linalg.norm(grasp[:2] - v.eef_pos[:2])
-        if self.phase == "approach":
+        xy_error = np.linalg.norm(grasp[:2] - v.hand.pos[:2])
+        if self.op.phase == "approach":
             above = grasp + np.array([0.0, 0.0, self.approach_height])
             quat = self._grasp_quat(v)
-            aligned = np.linalg.norm(rotation_error(quat, v.eef_quat)) < 0.1
-            if xy_error < XY_TOLERANCE and abs(above[2] - v.eef_pos[2]) < 0.02 and aligned and v.gripper[0] > 0.035:
-                self._go("descend")
-            return self._move(v, above, quat, OPEN)
-        if self.phase == "descend":
-            if xy_error < XY_TOLERANCE and abs(grasp[2] - v.eef_pos[2]) < 0.008:
-                self._go("grasp")
+            aligned = np.linalg.norm(rotation_error(quat, v.hand.quat)) < 0.1
+            if xy_error < XY_TOLERANCE and abs(above[2] - v.hand.pos[2]) < 0.02 and aligned and v.hand.gripper[0] > 0.035:
+                self.op.go("descend")
+            return self.op.move(v.hand, above, quat, OPEN)
+        if self.op.phase == "descend":
+            if xy_error < XY_TOLERANCE and abs(grasp[2] - v.hand.pos[2]) < 0.008:
+                self.op.go("grasp")
             # Descend only while centred: robosuite's arm drifts sideways on fast vertical moves, and fingers
             # landing off-centre tilt the object instead of closing around it.
-            z = grasp[2] if xy_error < 2 * XY_TOLERANCE else v.eef_pos[2]
-            return self._move(v, np.array([grasp[0], grasp[1], z]), self._grasp_quat(v), OPEN)
-        if self.phase == "grasp":
-            if self._gripper_settled(v):
-                self._go("lift" if self._holding(v) else "approach")
-            return self._move(v, v.eef_pos, v.eef_quat, CLOSE)
+            z = grasp[2] if xy_error < 2 * XY_TOLERANCE else v.hand.pos[2]
+            return self.op.move(v.hand, np.array([grasp[0], grasp[1], z]), self._grasp_quat(v), OPEN)
+        if self.op.phase == "grasp":
+            if self.op.settled(v.hand):
+                self.op.go("lift" if self._holding(v) else "approach")
+            return self.op.move(v.hand, v.hand.pos, v.hand.quat, CLOSE)
         if not self._holding(v):  # dropped or slipped: back off upwards and start over
-            self._go("approach")
-            return self._move(v, v.eef_pos + np.array([0.0, 0.0, 0.05]), v.eef_quat, OPEN)
-        if self.phase == "lift":
-            if v.eef_pos[2] > self.lift_z - 0.02:
-                self._go("transport")
-            return self._move(v, np.array([v.eef_pos[0], v.eef_pos[1], self.lift_z]), v.eef_quat, CLOSE)
+            self.op.go("approach")
+            return self.op.move(v.hand, v.hand.pos + np.array([0.0, 0.0, 0.05]), v.hand.quat, OPEN)
+        if self.op.phase == "lift":
+            if v.hand.pos[2] > self.lift_z - 0.02:
+                self.op.go("transport")
+            return self.op.move(v.hand, np.array([v.hand.pos[0], v.hand.pos[1], self.lift_z]), v.hand.quat, CLOSE)
         return self._after_lift(v)
 
 
@@ -176,10 +147,10 @@ class LiftExpert(PickExpert):
     lift_z = 1.0
 
     def _grasp_quat(self, v: View) -> np.ndarray:
-        return align_yaw(v.eef_quat, yaw_of(v.obj_quat), np.pi / 2)
+        return align_yaw(v.hand.quat, yaw_of(v.obj_quat), np.pi / 2)
 
     def _after_lift(self, v: View) -> np.ndarray:
-        return self._move(v, v.eef_pos + np.array([0.0, 0.0, 0.05]), v.eef_quat, CLOSE)
+        return self.op.move(v.hand, v.hand.pos + np.array([0.0, 0.0, 0.05]), v.hand.quat, CLOSE)
 
 
 class CanExpert(PickExpert):
@@ -190,17 +161,17 @@ class CanExpert(PickExpert):
     drop_z = BIN_WALL_TOP + CAN_HALF_HEIGHT + 0.01
 
     def _grasp_quat(self, v: View) -> np.ndarray:
-        return down_at_yaw(yaw_of(v.eef_quat))
+        return down_at_yaw(yaw_of(v.hand.quat))
 
     def _after_lift(self, v: View) -> np.ndarray:
         goal = np.array([CAN_GOAL_CENTER[0], CAN_GOAL_CENTER[1], self.lift_z])
-        if self.phase == "transport":
+        if self.op.phase == "transport":
             if np.linalg.norm(goal[:2] - v.obj_pos[:2]) < 0.02:
-                self._go("lower")
-            return self._move(v, goal + v.eef_pos - v.obj_pos, v.eef_quat, CLOSE)
-        if v.eef_pos[2] > self.drop_z + 0.01:
-            return self._move(v, np.array([goal[0], goal[1], self.drop_z]) + v.eef_pos - v.obj_pos, v.eef_quat, CLOSE)
-        return self._move(v, v.eef_pos, v.eef_quat, OPEN)
+                self.op.go("lower")
+            return self.op.move(v.hand, goal + v.hand.pos - v.obj_pos, v.hand.quat, CLOSE)
+        if v.hand.pos[2] > self.drop_z + 0.01:
+            return self.op.move(v.hand, np.array([goal[0], goal[1], self.drop_z]) + v.hand.pos - v.obj_pos, v.hand.quat, CLOSE)
+        return self.op.move(v.hand, v.hand.pos, v.hand.quat, OPEN)
 
 
 class SquareExpert(PickExpert):
@@ -212,10 +183,10 @@ class SquareExpert(PickExpert):
 
     def _grasp_point(self, v: View) -> np.ndarray:
         handle = quat_to_mat(v.obj_quat) @ np.array([GRASP_ALONG_HANDLE, 0.0, 0.0])
-        return v.obj_pos + handle + self.skill.grasp_offset
+        return v.obj_pos + handle + self.op.skill.grasp_offset
 
     def _grasp_quat(self, v: View) -> np.ndarray:
-        return align_yaw(v.eef_quat, yaw_of(v.obj_quat), np.pi)
+        return align_yaw(v.hand.quat, yaw_of(v.obj_quat), np.pi)
 
     def _squared_quat(self, v: View) -> np.ndarray:
         """Hand orientation that turns the held nut square to the peg, its handle not pointing away (+x).
@@ -225,27 +196,27 @@ class SquareExpert(PickExpert):
         """
         nut_yaw = yaw_of(v.obj_quat)
         turn = min((wrap_angle(heading - nut_yaw) for heading in SQUARE_HANDLE_HEADINGS), key=abs)
-        return down_at_yaw(yaw_of(v.eef_quat) + turn)
+        return down_at_yaw(yaw_of(v.hand.quat) + turn)
 
     def _after_lift(self, v: View) -> np.ndarray:
         offset = np.array([PEG_POS[0], PEG_POS[1], 0.0]) - np.array([v.obj_pos[0], v.obj_pos[1], 0.0])
         quat = self._squared_quat(v)
         xy_error = np.linalg.norm(offset)
-        if self.phase == "transport":
-            aligned = np.linalg.norm(rotation_error(quat, v.eef_quat)) < 0.05
+        if self.op.phase == "transport":
+            aligned = np.linalg.norm(rotation_error(quat, v.hand.quat)) < 0.05
             if xy_error < PEG_XY_TOLERANCE and aligned:
-                self._go("lower")
-            return self._move(v, np.array([v.eef_pos[0], v.eef_pos[1], self.lift_z]) + offset, quat, CLOSE)
-        if self._phase_steps > self.max_lower_steps:
-            self._go("transport")
+                self.op.go("lower")
+            return self.op.move(v.hand, np.array([v.hand.pos[0], v.hand.pos[1], self.lift_z]) + offset, quat, CLOSE)
+        if self.op.steps > self.max_lower_steps:
+            self.op.go("transport")
         # Lower slowly (robosuite's arm drifts sideways on fast vertical moves) and only while centred; off
         # centre, back up a little so the nut is not dragged across the peg top.
         if xy_error > 2 * XY_TOLERANCE:
-            target_z = v.eef_pos[2] + 0.01
+            target_z = v.hand.pos[2] + 0.01
         else:
-            target_z = v.eef_pos[2] + (self.seat_z - v.obj_pos[2])
-        target = np.array([v.eef_pos[0], v.eef_pos[1], target_z]) + offset
-        return self._move(v, target, quat, CLOSE, speed=LOWER_SPEED)
+            target_z = v.hand.pos[2] + (self.seat_z - v.obj_pos[2])
+        target = np.array([v.hand.pos[0], v.hand.pos[1], target_z]) + offset
+        return self.op.move(v.hand, target, quat, CLOSE, speed=LOWER_SPEED)
 
 
 class ScriptedExpert(Protocol):

@@ -27,12 +27,11 @@ from inril_sim.arm_operator import (
     CLOSE,
     OPEN,
     XY_TOLERANCE,
-    Skill,
+    ArmOperator,
+    Hand,
+    OperatedExpert,
     align_yaw,
     draw_skill,
-    fingers_settled,
-    hesitate,
-    step_toward,
 )
 from inril_sim.layout import TRANSPORT_OBJECT_LAYOUT, robot_keys
 from inril_sim.rotations import quat_to_mat, rotation_error, xyzw_to_wxyz, yaw_of
@@ -67,19 +66,6 @@ FUNNEL_SLOPE = 0.25  # extra horizontal error allowed while descending, per metr
 
 
 @dataclass(frozen=True)
-class Hand:
-    """One arm's observed gripper: eef position, wxyz orientation and the two finger positions."""
-
-    pos: np.ndarray
-    quat: np.ndarray
-    gripper: np.ndarray
-
-    @property
-    def gap(self) -> float:
-        return float(self.gripper[0] - self.gripper[1])
-
-
-@dataclass(frozen=True)
 class TransportView:
     """The observation fields the expert uses, quaternions as wxyz."""
 
@@ -100,26 +86,8 @@ class TransportView:
         return quat_to_mat(self.payload_quat)[:, 2]
 
 
-class _Operator:
-    """One arm's operator: the phase of its part of the plan, its skill and hesitations."""
-
-    def __init__(self, skill: Skill, phase: str) -> None:
-        self.skill = skill
-        self.phase = phase
-        self.steps = 0
-        self.pause = 0
-        self.last_gripper: np.ndarray | None = None
-
-    def go(self, phase: str) -> None:
-        self.phase = phase
-        self.steps = 0
-
-    def move(self, hand: Hand, target_pos: np.ndarray, target_quat: np.ndarray, grip: float,
-             speed: float = 1.0) -> np.ndarray:
-        return step_toward(hand.pos, hand.quat, target_pos, target_quat, grip, speed * self.skill.speed)
-
-    def settled(self, hand: Hand) -> bool:
-        return fingers_settled(hand.gripper, self.last_gripper, self.steps)
+class _Operator(ArmOperator):
+    """One arm's operator, with the pick every Transport stage starts with."""
 
     def pick(self, hand: Hand, grasp: np.ndarray, quat: np.ndarray, approach_height: float,
              then: str) -> np.ndarray:
@@ -198,18 +166,12 @@ def down_along(hand: Hand, heading: float) -> np.ndarray:
     return align_yaw(hand.quat, heading, np.pi)
 
 
-class TransportExpert:
+class TransportExpert(OperatedExpert):
     """Two scripted operators doing robomimic Transport together; 14-D actions (robot0's 7, then robot1's).
 
-    Same constructor and noise model as the single-arm experts (``experts.Expert``): Gaussian noise of std
+    The single-arm experts' noise model (``arm_operator.OperatedExpert``): Gaussian noise of std
     ``noise`` on every action dim and, for noise > 0, a per-episode skill for each operator.
     """
-
-    def __init__(self, noise: float, seed: int, layout: dict[str, slice]) -> None:
-        self.noise = float(noise)
-        self.layout = layout
-        self._rng = np.random.default_rng(seed)
-        self.reset()
 
     def reset(self) -> None:
         """Start a new episode: fresh phases and a freshly drawn skill for each operator (robot0's first)."""
@@ -386,10 +348,5 @@ class TransportExpert:
         v = self._view(obs)
         parts = [self._robot0(v), self._robot1(v)]
         for op, hand, action in zip(self._ops, v.hands, parts):
-            op.steps += 1
-            op.last_gripper = hand.gripper
-            op.pause = hesitate(action, op.pause, op.skill.hesitation_prob, self._rng)
-        action = np.concatenate(parts)
-        if self.noise > 0:
-            action = action + self._rng.normal(0.0, self.noise, action.shape)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+            op.record(hand, action, self._rng)
+        return self._with_noise(np.concatenate(parts))

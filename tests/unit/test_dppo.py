@@ -1,5 +1,4 @@
 """DPPO: exploration chains, their log-probs, the update's direction, the frozen base, the clip schedule."""
-import math
 
 import pytest
 import torch
