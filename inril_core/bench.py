@@ -128,6 +128,8 @@ def summarise(runs_root: Path, out_dir: Path, arms: list[Arm], seeds, task: str,
         during = [float(np.mean([r[metric] for r in evals[(a, s)] if r["env_steps"] > 0])) for s in seeds]
         during_mean, during_ci = mean_ci95(during)
         summary["methods"][a] = {
+            # per arm: arms of one experiment may start from different policies (IDQL's own, RLPD from scratch)
+            "pretrained_mean": round(float(np.mean([evals[(a, s)][0][metric] for s in seeds])), 4),
             "final_mean": round(mean, 4), "final_ci95": _interval(ci, success), "final_per_seed": final[a],
             "during_mean": round(during_mean, 4), "during_ci95": _interval(during_ci, success),
             # over the seeds that reached it (None if none did); how many did is part of the answer
@@ -191,7 +193,8 @@ def markdown_table(summaries: list[dict]) -> str:
             lo, hi = m["final_ci95"]
             reach, n_reach = m["steps_to_threshold_mean"], m["seeds_reaching_threshold"]
             lines.append(
-                f"| {s['title']} | {METRIC_NAMES[s['metric']]} | {fmt(s['pretrained'])} | {method} | "
+                f"| {s['title']} | {METRIC_NAMES[s['metric']]} | {fmt(m.get('pretrained_mean', s['pretrained']))} "
+                f"| {method} | "
                 f"{fmt(m['final_mean'])} [{fmt(lo)}, {fmt(hi)}] | {', '.join(fmt(v) for v in m['final_per_seed'])} "
                 f"| {fmt(m['during_mean'])} | {'never' if reach is None else f'{reach:,.0f}'} "
                 f"({n_reach}/{len(s['seeds'])} seeds; threshold {fmt(s['threshold'])} = {s['baseline']}'s final) |"

@@ -298,8 +298,9 @@ class FineTuneRun:
     def _replay(self, episodes) -> ReplayDraw:
         """The replay buffer and the demo transitions an off-policy algorithm draws its batches from."""
         c, spec = self.cfg, self.agent.spec
+        wanted = c.rl.demo_ratio > 0 or c.rl.get("critic_pretrain_steps", 0) > 0
         demos = (demo_transitions(episodes, spec["horizon"], spec["act_steps"], self.agent.obs_norm,
-                                  self.agent.act_norm, self.device) if c.rl.demo_ratio > 0 else None)
+                                  self.agent.act_norm, self.device) if wanted else None)
         buffer = ReplayBuffer(int(c.rl.replay_capacity), spec["obs_dim"], spec["horizon"], spec["act_dim"],
                               self.device)
         return ReplayDraw(buffer, 0, demos, float(c.rl.demo_ratio))
@@ -461,6 +462,7 @@ class FineTuneRun:
         c = self.cfg
         budget = int(c.train.env_steps)
         if self.iteration == 0 and self.last_eval is None:
+            self._pretrain_critics()
             self.evaluate()
             self.save()
         with progress_bar(disable=self.rank != 0) as bar:
@@ -477,6 +479,15 @@ class FineTuneRun:
                 if self.iteration % c.run.checkpoint_every == 0 or done:
                     self.save()
                 bar.update(task, completed=min(self.env_steps, budget), status=self._status())
+
+    def _pretrain_critics(self) -> None:
+        """``rl.critic_pretrain_steps`` offline critic steps on the demos (IDQL), logged to critic_pretrain.csv."""
+        steps = int(self.cfg.rl.get("critic_pretrain_steps", 0))
+        if steps == 0:
+            return
+        for i, metrics in enumerate(self.algo.pretrain_critics(self.replay.demos, steps), start=1):
+            if i % 100 == 0 or i == steps:
+                self.log.write("critic_pretrain", {"iteration": 0, "step": i, **metrics}, 0)
 
     def _status(self) -> str:
         ev, metric = self.last_eval or {}, self.cfg.train.metric

@@ -94,6 +94,15 @@ def test_all_evals_csv_has_a_row_per_evaluation(bench_root):
     assert len(rows) - 1 == expected
 
 
+def test_each_arm_reports_its_own_pretrained_evaluation(bench_root):
+    """Arms can start from different policies (RLPD from scratch), so the step-0 mean is per arm."""
+    root, _ = bench_root
+    summary = summary_of(root)
+    for arm in ARMS:
+        step0 = [bench.read_csv(root / "runs" / arm.run_name(s) / "evals.csv")[0]["success_rate"] for s in SEEDS]
+        assert summary["methods"][arm.label]["pretrained_mean"] == pytest.approx(sum(step0) / len(step0), abs=1e-4)
+
+
 def test_threshold_defaults_to_the_baseline_arms_final_mean(bench_root):
     summary = summary_of(bench_root[0])
     assert summary["threshold"] == pytest.approx(summary["methods"]["rl-only"]["final_mean"], abs=1e-4)

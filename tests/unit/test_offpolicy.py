@@ -8,6 +8,8 @@ from inril_core.episodes.store import Episode
 from inril_core.policies.normalizer import MinMaxNormalizer
 from inril_core.replay import ReplayBuffer, ReplayDraw, Transitions, demo_transitions
 from inril_core.rl.idql import expectile_loss
+from inril_core.config import ConfigError
+from inril_core.run_log import read_csv
 from inril_core.training import FineTuneRun, train
 
 torch.set_num_threads(1)
@@ -119,10 +121,28 @@ def test_rlpd_draws_half_of_each_batch_from_the_demos_and_idql_none(root):
     for algo, share in (("rlpd", 0.5), ("idql", 0.0)):
         run = FineTuneRun(toy_run.toy_config(root, f"run.dir={root / f'mix-{algo}'}", algo=algo), resume=False)
         try:
-            assert run.replay.demo_ratio == share and (run.replay.demos is not None) == (share > 0)
+            assert run.replay.demo_ratio == share
+            assert run.replay.demos is not None  # IDQL holds them only to pre-train its critics (share 0)
         finally:
             run.log.close()
             run.envs.close()
+
+
+def test_idql_fits_its_critics_to_the_demos_before_the_first_evaluation(root):
+    run_dir = root / "critic-pretrain"
+    cfg = toy_run.toy_config(root, f"run.dir={run_dir}", "train.env_steps=8", "rl.critic_pretrain_steps=300",
+                             algo="idql")
+    train(cfg)
+    rows = read_csv(run_dir / "critic_pretrain.csv")
+    assert [r["step"] for r in rows] == [100, 200, 300] and all(r["iteration"] == 0 for r in rows)
+    assert rows[-1]["q_loss"] < rows[0]["q_loss"]
+    first_update = read_csv(run_dir / "metrics.csv")[0]
+    assert first_update["q_loss"] < rows[0]["q_loss"]  # fine-tuning starts from the fitted critics
+
+
+def test_critic_pretraining_is_refused_where_it_cannot_run(root):
+    with pytest.raises(ConfigError, match="critic_pretrain_steps"):
+        toy_run.toy_config(root, "demos.use=false", "method=rl-only", algo="idql")
 
 
 # ---------------------------------------------------------------------------------------------------- acting
@@ -139,7 +159,9 @@ def test_idql_greedy_acting_picks_the_candidate_the_critics_rate_highest(root):
     algo.target_q.forward = lambda obs, chunk: (chunk.sum(dim=(1, 2)), chunk.sum(dim=(1, 2)) + 1)
     obs = torch.rand(3, 4) * 2 - 1
     chosen = algo.actor(explore=False).act(obs)[0]
-    candidates = drawn[0].view(6, 3, *drawn[0].shape[1:])  # candidate-major
+    mode, sampled = drawn  # the policy's deterministic chunk first, then 5 from random x_T
+    assert torch.equal(mode, sample(obs, eta=0.0)) and sampled.shape[0] == 5 * 3
+    candidates = torch.cat([mode, sampled]).view(6, 3, *mode.shape[1:])  # candidate-major
     best = candidates.sum(dim=(2, 3)).argmax(0)
     assert torch.equal(chosen, candidates[best, torch.arange(3)])
 

@@ -59,7 +59,7 @@ TOY_RL = {
     "residual_ppo": ["rl.n_chunk_steps=12", "rl.update_epochs=2", "rl.minibatch_size=8", "rl.critic_hidden=[32]",
                      "rl.residual_hidden=[32]", "rl.critic_warmup_iters=1", "rl.target_kl=1.0e9"],
     "idql": ["rl.n_chunk_steps=4", "rl.replay_ratio=1.0", "rl.batch_size=16", "rl.critic_hidden=[32,32]",
-             "rl.n_candidates=4", "rl.critic_warmup_iters=1", "rl.replay_capacity=500"],
+             "rl.n_candidates=4", "rl.critic_warmup_iters=1", "rl.replay_capacity=500", "rl.critic_pretrain_steps=20"],
     "rlpd": ["rl.n_chunk_steps=4", "rl.replay_ratio=1.0", "rl.batch_size=16", "rl.critic_hidden=[32,32]",
              "rl.actor_hidden=[32,32]", "rl.critic_warmup_iters=1", "rl.replay_capacity=500",
              "rl.random_env_steps=16"],
