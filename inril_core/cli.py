@@ -88,8 +88,15 @@ def pretrain(overrides: Optional[list[str]] = OVERRIDES):
     cfg = _guarded(lambda: _config(overrides))
     report = _guarded(lambda: run_pretrain(cfg))
     console.print(f"pre-trained on {report['demos']} demos for {report['epochs']} epochs "
-                  f"({report['seconds']} s): success {report['eval']['success_rate']:.2f} over "
+                  f"({report['seconds']} s): {_pretrained_result(cfg, report)} over "
                   f"{report['eval']['n_episodes']} episodes -> {cfg.pretrain.run_dir}")
+
+
+def _pretrained_result(cfg, report: dict) -> str:
+    """The pre-trained policy's evaluation in the task's own metric (success rate, or return for locomotion)."""
+    if cfg.train.metric == "mean_return":
+        return f"mean return {report['eval']['mean_return']:.1f}"
+    return f"success {report['eval']['success_rate']:.2f}"
 
 
 @app.command("eval", context_settings=EXTRA)
@@ -187,7 +194,7 @@ def _ensure_pretrained(cfg, overrides: list[str]) -> None:
     if load_latest(cfg.train.pretrained) is None:
         console.print(f"no pre-trained policy at {cfg.train.pretrained}: pre-training")
         report = run_pretrain(cfg)
-        console.print(f"pre-trained: success {report['eval']['success_rate']:.2f}")
+        console.print(f"pre-trained: {_pretrained_result(cfg, report)}")
 
 
 SIM_MODES = ("lockstep", "realtime")

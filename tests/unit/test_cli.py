@@ -96,3 +96,13 @@ def test_bench_rollout_workers_writes_its_report(tmp_path):
 
 def test_bench_paper_names_an_unknown_experiment():
     assert_one_line_error(invoke("bench", "paper", "--only", "nonsense"), "--only nonsense", "m-sweep")
+
+
+def test_pretraining_reports_the_tasks_own_metric():
+    from omegaconf import OmegaConf
+
+    from inril_core.cli import _pretrained_result
+
+    report = {"eval": {"success_rate": 0.0, "mean_return": 848.4}}
+    assert _pretrained_result(OmegaConf.create({"train": {"metric": "mean_return"}}), report) == "mean return 848.4"
+    assert _pretrained_result(OmegaConf.create({"train": {"metric": "success_rate"}}), report) == "success 0.00"
