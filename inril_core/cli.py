@@ -347,6 +347,9 @@ def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
 def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
                 full: bool = typer.Option(False, "--full", help="every task at the real budgets (days of CPU)"),
                 only: Optional[str] = typer.Option(None, help="comma-separated experiments of config/bench/paper.yaml"),
+                tasks: Optional[str] = typer.Option(
+                    None, help="comma-separated tasks instead of the budget's list (e.g. walker2d,halfcheetah); "
+                               "m-sweep and separation take the first two"),
                 jobs: int = JOBS,
                 out: Path = typer.Option(Path("docs/results/paper"), help="summaries go to <out>/<experiment>-<task>"),
                 readme: Optional[Path] = typer.Option(Path("README.md"), help="README whose results block to rewrite")):
@@ -361,16 +364,20 @@ def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
     plan = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "paper.yaml"), resolve=True)
     mode = "full" if full else "reduced"
     seeds, args = _seeds_arg(list(overrides or []), plan["seeds"])
-    tasks = plan["tasks"][mode]
     chosen = only.split(",") if only else list(plan["experiments"])
     unknown = sorted(set(chosen) - set(plan["experiments"]))
     if unknown:
         _fail(f"--only {','.join(unknown)}: config/bench/paper.yaml has {', '.join(plan['experiments'])}")
+    task_list = tasks.split(",") if tasks else plan["tasks"][mode]
+    unbudgeted = [t for t in task_list if mode not in plan["budgets"].get(t, {})]
+    if unbudgeted:
+        _fail(f"--tasks {','.join(unbudgeted)}: config/bench/paper.yaml gives no {mode} budget for it; tasks with "
+              f"one: {', '.join(t for t, b in plan['budgets'].items() if mode in b)}")
     summaries = []
     for name in chosen:
         spec = plan["experiments"][name]
         arms = [bench.Arm(label, tuple(o)) for label, o in spec["arms"].items()]
-        for task in (tasks if spec["tasks"] == "all" else tasks[:2]):
+        for task in (task_list if spec["tasks"] == "all" else task_list[:2]):
             task_args = [f"task={task}", *plan["budgets"].get(task, {}).get(mode, []), *args]
             console.print(f"[bold]{name} on {task}[/]: {len(arms)} arms x {len(seeds)} seeds ({mode} budget)")
             summaries.append(_run_benchmark(task_args, arms, seeds, Path("runs/bench/paper") / mode / task,

@@ -98,6 +98,10 @@ def test_bench_paper_names_an_unknown_experiment():
     assert_one_line_error(invoke("bench", "paper", "--only", "nonsense"), "--only nonsense", "m-sweep")
 
 
+def test_bench_paper_refuses_a_task_without_a_budget_and_names_those_with_one():
+    assert_one_line_error(invoke("bench", "paper", "--tasks", "hopper,can"), "--tasks can", "reduced", "walker2d")
+
+
 def test_pretraining_reports_the_tasks_own_metric():
     from omegaconf import OmegaConf
 
