@@ -131,9 +131,9 @@ class IDQL(RLAlgorithm):
 
     def pretrain_critics(self, demos: Transitions, steps: int) -> Iterator[dict]:
         """IQL on the demo transitions alone, before fine-tuning starts (IDQL is offline-to-online): acting ranks
-        candidates by Q, and critics that have seen no data rank them arbitrarily, which throws away most of what
-        the pre-trained actor can do. IQL's in-sample targets never query Q off the demos, so this is safe on a
-        few episodes."""
+        candidates by Q, and critics that have seen no data rank them arbitrarily. IQL's in-sample targets never
+        query Q off the demos; how well the result ranks the policy's own candidates depends on the demos
+        (config/algos/idql.yaml gives what was measured)."""
         for _ in range(steps):
             idx = torch.randint(0, len(demos), (self.cfg.batch_size,), device=demos.obs.device)
             yield self.critic_step(demos.index(idx))
