@@ -199,14 +199,13 @@ def validate(cfg: DictConfig) -> None:
         (cfg.il.steps_per_injection >= 1, "il.steps_per_injection must be >= 1"),
         (cfg.env.n_envs >= 1 and cfg.train.eval_episodes >= 1, "env.n_envs and train.eval_episodes must be >= 1"),
         (cfg.train.eval_every_steps >= 1, "train.eval_every_steps must be >= 1"),
-        (cfg.rl.get("critic_pretrain_steps", 0) == 0 or (cfg.rl.name == "idql" and cfg.demos.use),
-         "rl.critic_pretrain_steps fits IDQL's critics to the demos before fine-tuning: only with algo=idql and "
-         "demos.use=true (set it to 0 otherwise)"),
         (cfg.il.success_capacity == 0 or cfg.rl.name != "residual_ppo",
          "il.success_capacity keeps (obs, chunk) pairs: residual_ppo acts one step at a time, set it to 0"),
     ]
     if cfg.rl.name == "idql":
-        checks.append((cfg.rl.n_candidates >= 1, "rl.n_candidates must be >= 1 (1: no resampling by Q)"))
+        checks += [(cfg.rl.n_candidates >= 1, "rl.n_candidates must be >= 1 (1: no resampling by Q)"),
+                   (cfg.rl.critic_pretrain_steps == 0 or cfg.demos.use,
+                    "rl.critic_pretrain_steps fits the critics to the demos: with demos.use=false set it to 0")]
     if cfg.rl.name == "dppo":
         checks.append(
             (
