@@ -51,7 +51,9 @@ def _load_yaml(path: Path) -> DictConfig:
         raise ConfigError(f"{path}: cannot be read as YAML ({exc})") from exc
 
 
-def _task_config(root: Path, task: str) -> DictConfig:
+def _task_config(root: Path, task: str, algo: str) -> DictConfig:
+    """The task file, with its `backends.<backend>` section (task=name@backend) and its `algos.<algo>` section merged
+    in: a task may tune one algorithm's keys (DPPO's sampling-std floor on Transport) that other algorithms lack."""
     name, _, backend = task.partition("@")
     path = root / "tasks" / f"{name}.yaml"
     if not path.is_file():
@@ -64,7 +66,11 @@ def _task_config(root: Path, task: str) -> DictConfig:
                 f"task '{name}' has no backend '{backend}': available {sorted(backends) or 'none'} ({path})"
             )
         cfg = OmegaConf.merge(cfg, backends[backend])
-    return cfg
+    per_algo = cfg.pop("algos", OmegaConf.create({}))
+    unknown = sorted(set(per_algo) - set(_choices(root / "algos")))
+    if unknown:
+        raise ConfigError(f"{path}: algos.{unknown[0]} names no algorithm; choose one of {_choices(root / 'algos')}")
+    return OmegaConf.merge(cfg, per_algo[algo]) if algo in per_algo else cfg
 
 
 def _named_file(root: Path, kind: str, name: str) -> DictConfig:
@@ -125,7 +131,8 @@ def load_config(overrides: Iterable[str] = ()) -> DictConfig:
     # struct mode; everything after it may only set keys that already exist.
     cfg = OmegaConf.merge(cfg, _named_file(root, "algos", selected["algo"]))
     OmegaConf.set_struct(cfg, True)
-    cfg = _merge_strict(cfg, _task_config(root, selected["task"]), f"config/tasks/{selected['task']}.yaml")
+    cfg = _merge_strict(cfg, _task_config(root, selected["task"], selected["algo"]),
+                       f"config/tasks/{selected['task']}.yaml")
     cfg = _merge_strict(cfg, _method_preset(root, selected["method"]), f"method preset '{selected['method']}'")
     cfg = _merge_strict(cfg, cli, "the command line")
     _fill_defaults(cfg)

@@ -95,3 +95,41 @@ def test_override_with_unparseable_value_names_the_key():
 ])
 def test_nonsensical_values_are_refused_with_the_key(override, phrase):
     assert phrase in config_error(override)
+
+
+def _paper_runs() -> list[list[str]]:
+    """Every (task budget, arm) of config/bench/paper.yaml as the override list `inril bench paper` runs it with."""
+    from omegaconf import OmegaConf
+
+    from inril_core.config import config_dir
+
+    plan = OmegaConf.to_container(OmegaConf.load(config_dir() / "bench" / "paper.yaml"))
+    arms = {tuple(arm) for spec in plan["experiments"].values() for arm in spec["arms"].values()}
+    return [[f"task={task}", *overrides, *arm] for task, budget in plan["budgets"].items()
+            for overrides in budget.values() for arm in sorted(arms)]
+
+
+@pytest.mark.parametrize("overrides", _paper_runs(), ids=" ".join)
+def test_every_paper_budget_and_arm_is_a_valid_config(overrides):
+    cfg = load_config(overrides)
+    assert cfg.task == overrides[0].removeprefix("task=")
+
+
+def test_a_task_tunes_one_algorithm_without_touching_the_others():
+    assert load_config(["task=transport", "algo=dppo"]).rl.min_sampling_std == 0.05
+    assert load_config(["task=lift", "algo=dppo"]).rl.min_sampling_std == 0.1
+    assert load_config(["task=transport", "algo=idql"]).rl.min_sampling_std == 0.1
+    assert "min_sampling_std" not in load_config(["task=transport", "algo=residual_ppo"]).rl
+
+
+def test_a_task_section_for_an_unknown_algorithm_is_named(tmp_path, monkeypatch):
+    import shutil
+
+    import inril_core.config as config
+
+    shutil.copytree(config.config_dir(), tmp_path / "config")
+    with open(tmp_path / "config" / "tasks" / "lift.yaml", "a") as f:
+        f.write("algos:\n  dpo:\n    rl:\n      min_sampling_std: 0.05\n")
+    monkeypatch.setattr(config, "config_dir", lambda: tmp_path / "config")
+    with pytest.raises(ConfigError, match=r"lift.yaml: algos.dpo names no algorithm; choose one of .*dppo"):
+        load_config(["task=lift"])
