@@ -92,10 +92,14 @@ class ImitationUpdater:
 
 class Learner:
     def __init__(self, algo: RLAlgorithm, schedule: InterleaveSchedule, imitation: ImitationUpdater,
-                 bc_lambda: float, bc_batch_size: int, il_steps_per_injection: int) -> None:
+                 bc_lambda: float, bc_batch_size: int, il_steps_per_injection: int,
+                 skip_rewardless: bool = True) -> None:
+        """``skip_rewardless``: an iteration whose data has no policy signal (``RLAlgorithm.has_policy_signal``: an
+        on-policy rollout without a reward) trains the critic only, and so injects no IL."""
         self.algo, self.schedule, self.imitation = algo, schedule, imitation
         self.bc_lambda, self.bc_batch_size = bc_lambda, bc_batch_size
         self.il_steps = il_steps_per_injection
+        self.skip_rewardless = skip_rewardless
 
     def _bc_loss(self) -> torch.Tensor:
         """lambda * the algorithm's imitation loss on a demo batch: the BC-regularised baseline's extra term."""
@@ -109,6 +113,8 @@ class Learner:
         n = 0
         injections = []
         aux = self._bc_loss if self.bc_lambda > 0 else None
+        if self.skip_rewardless:
+            train_actor = train_actor and self.algo.has_policy_signal(data)
         for metrics in self.algo.rl_steps(data, train_actor, aux):
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value
@@ -122,6 +128,7 @@ class Learner:
                 injections.append(record)
         means = {key: value / max(n, 1) for key, value in sums.items()}
         means["rl_steps"] = self.schedule.rl_steps
+        means["actor_trained"] = float(train_actor)
         return means, injections
 
     def state_dict(self) -> dict:

@@ -211,7 +211,7 @@ def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str, episodes=
     imitation = ImitationUpdater(algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
                                  success_capacity=int(cfg.il.success_capacity))
     return Learner(algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
-                   cfg.il.steps_per_injection)
+                   cfg.il.steps_per_injection, cfg.train.skip_rewardless_rollouts)
 
 
 class EpisodeTally:

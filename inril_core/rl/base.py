@@ -116,6 +116,11 @@ class RLAlgorithm(ABC):
     def actor_parameters(self) -> list[nn.Parameter]:
         """The parameters RL steps train (the actor); ``last_actor_grad`` is flattened over them."""
 
+    def has_policy_signal(self, data: Any) -> bool:
+        """Whether ``data`` can tell the actor which way to move; when not, the iteration's RL steps train the critic
+        only (and so inject no IL: IN-RIL counts actor steps). Off-policy draws mix in demos and always can."""
+        return True
+
     @abstractmethod
     def rl_steps(self, data: Any, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
         """All RL optimiser steps one iteration's ``data`` calls for; yields metrics after each actor step

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from inril_core.agent import NonFiniteError
-from inril_core.distributed import mean_across_ranks
+from inril_core.distributed import mean_across_ranks, sum_across_ranks
 from inril_core.rl.base import AuxLoss, RLAlgorithm, Rollout
 
 
@@ -94,6 +94,16 @@ class ActorCriticPPO(RLAlgorithm):
     @torch.no_grad()
     def values(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)
+
+    def has_policy_signal(self, data: Rollout) -> bool:
+        """False for a rollout without one nonzero env reward (a sparse-reward task without a success in it, on
+        every rank): every return in it is zero, so GAE's advantages are only the critic's errors, and the
+        advantage normalisation scales that noise to unit size. Measured on Transport (BC 0.22, 16 episodes per
+        iteration, rollouts mostly without a success): DPPO IN-RIL stepping on such rollouts went from 0.22 to
+        0.00 in 115k env steps, its demo loss from 0.06 to 0.24. (A constant nonzero reward is not skipped:
+        episode ends then still make returns differ.)"""
+        rewarded = bool((data.rewards != 0).any())
+        return sum_across_ranks(float(rewarded)) > 0  # the ranks' actor steps must stay in lockstep
 
     def rl_steps(self, data: Rollout, train_actor: bool, aux_actor_loss: AuxLoss | None = None) -> Iterator[dict]:
         """PPO epochs of minibatch steps over one rollout (``update`` each), early-stopped by ``rl.target_kl``."""

@@ -30,8 +30,9 @@ def lift_run(tmp_path_factory):
     results = {
         "demos": runner.invoke(app, ["demos", "make", *common, "n=4"]),
         "pretrain": runner.invoke(app, ["pretrain", *common, "pretrain.max_epochs=15"]),
+        # a 15-epoch policy never lifts in 300 steps: without the switch no rollout has a reward to step the actor on
         "train": runner.invoke(app, ["train", *common, f"run.dir={root}/run", "train.env_steps=300",
-                                     "train.eval_every_steps=1"]),
+                                     "train.eval_every_steps=1", "train.skip_rewardless_rollouts=false"]),
     }
     return root, results
 

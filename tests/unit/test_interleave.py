@@ -134,6 +134,26 @@ def test_critic_warmup_iterations_neither_count_rl_steps_nor_inject(demo_root):
     assert injections == [] and learner.schedule.rl_steps == 0
 
 
+def test_a_rollout_without_a_reward_trains_the_critic_only(demo_root):
+    learner, rollout = learner_and_rollout(demo_root, "interleave.m=1", "train.skip_rewardless_rollouts=true")
+    rollout.rewards.zero_()  # a sparse-reward iteration without a success: true advantages are all zero
+    actor = [p.detach().clone() for p in learner.algo.actor_parameters()]
+    critic = [p.detach().clone() for p in learner.algo.critic.parameters()]
+    metrics, injections = learner.update(rollout, train_actor=True)
+    assert metrics["actor_trained"] == 0.0 and injections == [] and learner.schedule.rl_steps == 0
+    assert all(torch.equal(a, p) for a, p in zip(actor, learner.algo.actor_parameters()))
+    assert not all(torch.equal(c, p) for c, p in zip(critic, learner.algo.critic.parameters()))
+
+
+def test_one_reward_is_enough_to_train_the_actor(demo_root):
+    learner, rollout = learner_and_rollout(demo_root, "interleave.m=1", "train.skip_rewardless_rollouts=true")
+    rollout.rewards.zero_()
+    rollout.rewards[2, 1] = 1.0  # one success in the whole rollout
+    metrics, injections = learner.update(rollout, train_actor=True)
+    assert metrics["actor_trained"] == 1.0 and learner.schedule.rl_steps > 0
+    assert len(injections) == learner.schedule.rl_steps
+
+
 def actor_after_one_update(root, *overrides) -> list[torch.Tensor]:
     learner, rollout = learner_and_rollout(root, "method=bc-reg", *overrides)
     torch.manual_seed(1)
