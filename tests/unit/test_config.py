@@ -118,8 +118,9 @@ def test_every_paper_budget_and_arm_is_a_valid_config(overrides):
 def test_a_task_tunes_one_algorithm_without_touching_the_others():
     assert load_config(["task=transport", "algo=dppo"]).rl.min_sampling_std == 0.05
     assert load_config(["task=lift", "algo=dppo"]).rl.min_sampling_std == 0.1
-    assert load_config(["task=transport", "algo=idql"]).rl.min_sampling_std == 0.1
-    assert "min_sampling_std" not in load_config(["task=transport", "algo=residual_ppo"]).rl
+    residual = load_config(["task=transport", "algo=residual_ppo"]).rl
+    assert residual.gamma == 0.999 and "min_sampling_std" not in residual
+    assert load_config(["task=transport", "algo=rlpd"]).rl.gamma == load_config(["task=lift", "algo=rlpd"]).rl.gamma
 
 
 def test_a_task_section_for_an_unknown_algorithm_is_named(tmp_path, monkeypatch):
