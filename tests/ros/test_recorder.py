@@ -15,6 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
@@ -264,6 +265,18 @@ def test_a_recorder_that_starts_late_opens_only_the_running_episode(ros_context,
     spin_until(executor, lambda: False, 0.5)
     assert sorted(p.name for p in (tmp_path / "bags").iterdir()) == ["episode_000002"]
     assert not (tmp_path / "recorder.csv").exists()  # nothing was closed
+
+
+def test_the_newest_replayed_record_wins_even_when_the_history_arrives_one_record_per_callback(
+        ros_context, executor, tmp_path: Path) -> None:
+    """What failed in CI: the latched subscription's callback ran on the first replayed record (an episode that had
+    ended since) before the rest of the history had arrived. Here each record reaches the callback separately."""
+    recorder = _recorder(ros_context, executor, tmp_path)
+    for record in (_episode(5, "running"), _episode(5, "ended", outcome="success"), _episode(6, "running")):
+        recorder._on_current_record(serialize_message(record))
+        spin_until(executor, lambda: False, 0.05)
+    assert spin_until(executor, (tmp_path / "bags" / "episode_000006").exists, 10.0), "the running episode was not opened"
+    assert sorted(p.name for p in (tmp_path / "bags").iterdir()) == ["episode_000006"]
 
 
 def test_reward_of_a_step_is_the_step_info_the_command_caused() -> None:

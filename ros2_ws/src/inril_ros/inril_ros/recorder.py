@@ -10,7 +10,10 @@ Two subscriptions read the records. Every record counts and they come back to ba
 "done"), so the records are read from a deep queue (``interfaces.EPISODE_RECORDS_LIVE``), volatile: the episode
 manager's replayed history (up to 100 records) would open and close a bag for every episode that ended before this
 recorder started. What a (re)started recorder needs from the past is only the newest record, the episode running
-now: a second, latched depth-1 subscription takes that one record once and is then dropped.
+now: a second, latched subscription takes it and is then dropped. The writer replays its whole history to it, one
+record after another, and a callback may run before the last has arrived (seen in CI: the recorder opened the bag
+of an episode that had ended), so that subscription keeps the last record it reads for ``CURRENT_RECORD_SETTLE_S``
+after the first and applies only that one.
 
 Messages are placed by stamp where they have one (a header: observations, chunks, commands; ``step_info``'s JSON
 stamp). The sim publishes an episode's first observation before it answers the reset, and the running record
@@ -102,6 +105,7 @@ STAMPED_TYPES = frozenset({"sensor_msgs/msg/JointState", "geometry_msgs/msg/Pose
                            "trajectory_msgs/msg/JointTrajectory", "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"})
 STAMP_TOLERANCE_NS = 1000  # start_stamp / end_stamp are JSON seconds: a message stamp matches them within 1 us
 RECENT = 20  # stamped messages kept per topic for the next episode: a few steps of a fast lock-step graph
+CURRENT_RECORD_SETTLE_S = 0.5  # how long the latched record subscription reads the replayed history for its newest
 LATCHED_TOPICS = frozenset({interfaces.EPISODE, interfaces.ESTOP, interfaces.POLICY_VERSION, interfaces.CHECKPOINT})
 DEFAULT_TOPICS = [interfaces.JOINT_STATES, interfaces.EEF_POSE, interfaces.GRIPPER_STATE, interfaces.OBJECT_POSES,
                   interfaces.ACTION_CHUNK, interfaces.COMMAND, interfaces.STEP_INFO, interfaces.EPISODE,
@@ -317,6 +321,8 @@ class Recorder(Node):
                                      topic_qos(topic, robot_state), raw=True)
         self._current_sub = self.create_subscription(String, interfaces.EPISODE, self._on_current_record,
                                                      interfaces.LATCHED, raw=True)
+        self._current_record: bytes | None = None  # the newest record the latched subscription has read
+        self._current_timer = None                 # fires CURRENT_RECORD_SETTLE_S after its first record
         self.create_timer(0.1, self._on_tick, clock=self._steady)
         self._heartbeat = start_heartbeat(self, heartbeat_hz)
         self.get_logger().info(f"recording {topics} into {self._bags}, episodes into {self._store.path}")
@@ -352,12 +358,21 @@ class Recorder(Node):
         return None
 
     def _on_current_record(self, raw: bytes) -> None:
-        """The newest episode record when this recorder joined, once: a running one resumes or opens its episode,
-        unless the live queue has moved past it already."""
+        """A record of the history replayed to this recorder when it joined; the newest wins once they settle."""
         if self._current_sub is None:
             return
-        self.destroy_subscription(self._current_sub)  # rclpy defers the destruction until this callback returns
-        self._current_sub = None
+        self._current_record = raw
+        if self._current_timer is None:
+            self._current_timer = self.create_timer(CURRENT_RECORD_SETTLE_S, self._apply_current_record,
+                                                    clock=self._steady)
+
+    def _apply_current_record(self) -> None:
+        """The newest episode record when this recorder joined, once: a running one resumes or opens its episode,
+        unless the live queue has moved past it already."""
+        self.destroy_timer(self._current_timer)
+        self.destroy_subscription(self._current_sub)
+        self._current_timer, self._current_sub = None, None
+        raw, self._current_record = self._current_record, None
         record = self._parse_record(raw)
         if record is not None and record["state"] == "running" and int(record["episode"]) > self._newest_live_episode:
             self._apply_record(record, raw)
