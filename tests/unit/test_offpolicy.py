@@ -148,7 +148,10 @@ def test_critic_pretraining_is_refused_where_it_cannot_run(root):
 # ---------------------------------------------------------------------------------------------------- acting
 
 
-def test_idql_greedy_acting_picks_the_candidate_the_critics_rate_highest(root):
+@pytest.mark.parametrize("twin_gap", [0.0, 1e6])
+def test_idql_greedy_acting_replaces_the_mode_only_where_both_twins_prefer_another_chunk(root, twin_gap):
+    """Twins that agree (gap 0): argmax of Q over the candidates. Twins far apart (as fresh critics are): the best
+    candidate's worse twin never beats the mode's better twin, so the policy's deterministic chunk is acted."""
     from inril_core.training import build_learner, load_pretrained_agent
 
     cfg = toy_run.toy_config(root, "rl.n_candidates=6", algo="idql")
@@ -156,14 +159,16 @@ def test_idql_greedy_acting_picks_the_candidate_the_critics_rate_highest(root):
     drawn = []
     sample = algo.policy.sample_ddim
     algo.policy.sample_ddim = lambda obs, **kw: drawn.append(sample(obs, **kw)) or drawn[-1]
-    algo.target_q.forward = lambda obs, chunk: (chunk.sum(dim=(1, 2)), chunk.sum(dim=(1, 2)) + 1)
+    algo.target_q.forward = lambda obs, chunk: (chunk.sum(dim=(1, 2)), chunk.sum(dim=(1, 2)) + twin_gap)
     obs = torch.rand(3, 4) * 2 - 1
     chosen = algo.actor(explore=False).act(obs)[0]
     mode, sampled = drawn  # the policy's deterministic chunk first, then 5 from random x_T
     assert torch.equal(mode, sample(obs, eta=0.0)) and sampled.shape[0] == 5 * 3
     candidates = torch.cat([mode, sampled]).view(6, 3, *mode.shape[1:])  # candidate-major
     best = candidates.sum(dim=(2, 3)).argmax(0)
-    assert torch.equal(chosen, candidates[best, torch.arange(3)])
+    assert (best != 0).any()  # some observation has a sampled chunk rated above the mode
+    expected = best if twin_gap == 0.0 else torch.zeros_like(best)
+    assert torch.equal(chosen, candidates[expected, torch.arange(3)])
 
 
 def test_rlpd_log_prob_is_the_change_of_variables_of_the_tanh_gaussian():
