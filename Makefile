@@ -20,9 +20,12 @@ setup: $(STAMP)  ## create .venv with PYTHON (python3.11) and install requiremen
 $(STAMP): requirements.txt setup.py setup.cfg ros2_ws/src/inril_ros/setup.py
 	@# MuJoCo renders off-screen through OSMesa when there is no GPU (render tests, camera images)
 	@ldconfig -p | grep -q libOSMesa || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq libosmesa6 libgl1) || echo "warning: install libosmesa6 for off-screen rendering"; }
+	@# pyrealsense2 (imported by furniture_bench) loads libusb-1.0
+	@ldconfig -p | grep -q libusb-1.0 || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq libusb-1.0-0) || echo "warning: install libusb-1.0-0 for furniture_bench (pyrealsense2)"; }
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 setup'"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps furniture-bench==0.1
 	$(BIN)/python -m pip install -e . --no-deps
 	$(BIN)/python -m pip install -e ros2_ws/src/inril_ros --no-deps
 	touch $@

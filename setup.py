@@ -24,6 +24,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
         ("share/" + PACKAGE + "/config/tasks", glob("config/tasks/*.yaml")),
+        ("share/" + PACKAGE + "/config/tasks/furniture", glob("config/tasks/furniture/*.yaml")),
         ("share/" + PACKAGE + "/config/algos", glob("config/algos/*.yaml")),
         ("share/" + PACKAGE + "/config/nodes", glob("config/nodes/*.yaml")),
         ("share/" + PACKAGE + "/config/dds", glob("config/dds/*.xml")),

@@ -489,6 +489,9 @@ def bench_table(results: Path = typer.Option(Path("docs/results/paper"), help="f
 
 
 def main() -> None:
+    from inril_sim.furniture.isaac import preload_for_args
+
+    preload_for_args(sys.argv[1:])  # IsaacGym refuses to load after torch: first, when an @isaac task is named
     app()
 
 

@@ -41,7 +41,9 @@ def config_dir() -> Path:
 
 
 def _choices(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    """Names of the yaml files under ``folder``, sub-folders included (tasks/furniture/one_leg.yaml is
+    ``furniture/one_leg``)."""
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def _load_yaml(path: Path) -> DictConfig:

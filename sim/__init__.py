@@ -1,4 +1,5 @@
-"""inril's simulated tasks: fast direct-MuJoCo Lift / Can / Square / Transport and their robosuite references.
+"""inril's simulated tasks: fast direct-MuJoCo Lift / Can / Square / Transport and their robosuite references, and
+FurnitureBench (``furniture``).
 
 Importing this package registers every inril env id with gymnasium. gymnasium 1.2 does not load the
 ``gymnasium.envs`` entry-point plugins that setup.py declares, so ``gymnasium.make("inril/Lift-v0")`` needs a
@@ -27,14 +28,16 @@ def fast_env_id(task: str) -> str:
 
 
 def register_envs() -> None:
-    """Register the fast ids and the robosuite ids; calling it again is a no-op."""
+    """Register the fast ids, the robosuite ids and the FurnitureSim ids; calling it again is a no-op."""
     for env_id, entry_point, horizon in FAST_ENVS.values():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
     # The robosuite-backed ids live with their env classes; that module imports robosuite only at make-time.
+    from inril_sim.furniture import register_furniture_envs
     from inril_sim.robosuite_tasks import register_robosuite_envs
 
     register_robosuite_envs()
+    register_furniture_envs()
 
 
 register_envs()

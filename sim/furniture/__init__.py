@@ -1,0 +1,24 @@
+"""FurnitureBench tasks: the real FurnitureSim where IsaacGym is present (``isaac``) and, built on the same
+contracts (``contracts``), the MuJoCo port that runs anywhere. Registration uses entry-point strings, so it
+imports neither furniture_bench nor IsaacGym."""
+from __future__ import annotations
+
+import gymnasium as gym
+
+# furniture -> episode horizon: ResiP's max episode steps (reference/paper-notes.md)
+HORIZONS: dict[str, int] = {"one_leg": 700, "lamp": 1000, "round_table": 1000}
+
+
+def furniture_sim_id(furniture: str) -> str:
+    """gymnasium id of FurnitureSim's ``furniture`` behind the inril contract."""
+    return f"inril/FurnitureSim-{furniture}-v0"
+
+
+def register_furniture_envs() -> None:
+    """Register the FurnitureSim ids (made only where IsaacGym is installed); calling it again is a no-op."""
+    for furniture, horizon in HORIZONS.items():
+        env_id = furniture_sim_id(furniture)
+        if env_id not in gym.registry:
+            # FurnitureSim's own timeout is left past the horizon: gymnasium's TimeLimit ends the episode
+            gym.register(id=env_id, entry_point="inril_sim.furniture.isaac:FurnitureSimTask",
+                         max_episode_steps=horizon, kwargs={"furniture": furniture, "max_env_steps": horizon + 1})
