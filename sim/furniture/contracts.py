@@ -64,13 +64,20 @@ class FurnitureSpec:
 
 
 @lru_cache(maxsize=None)
-def furniture_spec(name: str) -> FurnitureSpec:
-    """The contract of ``name`` (``one_leg``, ``lamp``, ``round_table``, ...) from furniture_bench's definitions."""
-    furniture, robot_state = _furniture_bench()
+def _definition(name: str) -> Any:
+    """furniture_bench's furniture object for ``name``, made once: the success checks used here read it only."""
+    furniture, _ = _furniture_bench()
     try:
-        definition = furniture.furniture_factory(name)
+        return furniture.furniture_factory(name)
     except Exception as exc:  # furniture_factory raises a bare ValueError/KeyError for unknown names
         raise FurnitureContractError(f"furniture_bench has no furniture '{name}' ({exc})") from exc
+
+
+@lru_cache(maxsize=None)
+def furniture_spec(name: str) -> FurnitureSpec:
+    """The contract of ``name`` (``one_leg``, ``lamp``, ``round_table``, ...) from furniture_bench's definitions."""
+    _, robot_state = _furniture_bench()
+    definition = _definition(name)
     keys = tuple(robot_state.ROBOT_STATES)
     return FurnitureSpec(
         name=name, part_names=tuple(p.name for p in definition.parts), robot_state_keys=keys,
@@ -130,11 +137,10 @@ def assembled_pairs(spec: FurnitureSpec, parts_poses: np.ndarray, strict: bool =
 
     ``strict=False`` is the reward check (``Furniture.is_assembled_idx``: 10 / 5 / 10 mm, column cosines >= 0.94),
     ``strict=True`` the scripted-demo check (``Furniture.assembled``: 5 mm, 0.98). Both run furniture_bench's own
-    code on a fresh furniture object, so they match FurnitureSim's reward exactly."""
-    furniture, _ = _furniture_bench()
+    code, so they match FurnitureSim's reward exactly."""
     from furniture_bench.utils import transform
 
-    definition = furniture.furniture_factory(spec.name)
+    definition = _definition(spec.name)
     poses = np.asarray(parts_poses, dtype=np.float32).reshape(-1)
     founds = np.ones(len(spec.part_names), dtype=bool)
     done = []
