@@ -1,6 +1,7 @@
 """FurnitureBench tasks: the real FurnitureSim where IsaacGym is present (``isaac``) and, built on the same
-contracts (``contracts``), the MuJoCo port that runs anywhere. Registration uses entry-point strings, so it
-imports neither furniture_bench nor IsaacGym."""
+contracts (``contracts``), the MuJoCo port that runs anywhere (``mujoco_env``: scene ``mujoco_scene``, controller
+``osc``, threads ``screw``, frames ``frames``). Registration uses entry-point strings, so it imports neither
+furniture_bench, MuJoCo nor IsaacGym."""
 from __future__ import annotations
 
 import gymnasium as gym
@@ -14,8 +15,23 @@ def furniture_sim_id(furniture: str) -> str:
     return f"inril/FurnitureSim-{furniture}-v0"
 
 
+# furniture the MuJoCo port (mujoco_env) builds; the rest run on FurnitureSim only
+MUJOCO_FURNITURE = ("one_leg",)
+
+
+def furniture_mujoco_id(furniture: str) -> str:
+    """gymnasium id of the MuJoCo port of ``furniture``."""
+    return f"inril/Furniture-{furniture}-v0"
+
+
 def register_furniture_envs() -> None:
-    """Register the FurnitureSim ids (made only where IsaacGym is installed); calling it again is a no-op."""
+    """Register the MuJoCo-port ids and the FurnitureSim ids (made only where IsaacGym is installed); calling it
+    again is a no-op."""
+    for furniture in MUJOCO_FURNITURE:
+        env_id = furniture_mujoco_id(furniture)
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="inril_sim.furniture.mujoco_env:FurnitureMujocoEnv",
+                         max_episode_steps=HORIZONS[furniture], kwargs={"furniture": furniture})
     for furniture, horizon in HORIZONS.items():
         env_id = furniture_sim_id(furniture)
         if env_id not in gym.registry:

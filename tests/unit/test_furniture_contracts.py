@@ -30,10 +30,11 @@ def test_one_leg_dims_are_furniture_benchs(one_leg):
 
 
 def test_the_task_config_matches_the_contract(one_leg):
-    for task in ("furniture/one_leg", "furniture/one_leg@isaac"):
+    for task, env_id in (("furniture/one_leg", "inril_sim:inril/Furniture-one_leg-v0"),
+                         ("furniture/one_leg@isaac", "inril_sim:inril/FurnitureSim-one_leg-v0")):
         cfg = load_config([f"task={task}"])
         assert (cfg.env.obs_dim, cfg.env.act_dim) == (one_leg.obs_dim, ACTION_DIM)
-        assert cfg.env.id == "inril_sim:inril/FurnitureSim-one_leg-v0" and cfg.env.max_episode_steps == 700
+        assert cfg.env.id == env_id and cfg.env.max_episode_steps == 700
     with pytest.raises(ConfigError, match="furniture/one_leg"):  # sub-folder tasks are listed among the choices
         load_config(["task=furniture/one_legg"])
 
@@ -106,6 +107,7 @@ HOLE = [0.05625, 0.046875, -0.05625]  # one of the four assembled leg positions 
     ([0.008, 0, 0], [0, 0, 0], True, False),                  # 8 mm sideways: the reward check's 10 mm, not 5 mm
     ([0, 0, 0], [0, np.deg2rad(15), 0], True, False),         # 15 deg of twist: cos 0.966 is >= 0.94, < 0.98
     ([0, 0, 0], [0, np.pi / 2, 0], False, False),             # a quarter turn is not the identity FurnitureBench asks
+    ([0.02, 0.01, 0.015], [0, 0, 0], False, False),          # 27 mm away: rejected before furniture_bench's check
 ])
 def test_success_is_furniture_benchs_assembled_check(one_leg, offset, rpy, reward_check, strict_check):
     poses = _parts_with_leg_at(np.add(HOLE, offset), rpy)
