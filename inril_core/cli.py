@@ -144,7 +144,14 @@ def demos_make(overrides: Optional[list[str]] = OVERRIDES):
     else:
         from inril_sim.demos import make_demos
 
-        report = make_demos(task, cfg.demos.n, store, seed=cfg.seed, noise_levels=tuple(cfg.demos.noise_levels))
+        from inril_core.training import progress_bar
+
+        with progress_bar() as bar:  # FurnitureBench demos take seconds each: show how it goes
+            row = bar.add_task(f"demos {cfg.task}", total=cfg.demos.n, status="")
+            report = make_demos(
+                task, cfg.demos.n, store, seed=cfg.seed, noise_levels=tuple(cfg.demos.noise_levels),
+                env_id=cfg.env.id.split(":", 1)[-1],
+                progress=lambda stored, tried: bar.update(row, completed=stored, status=f"{tried} attempts"))
     print(json.dumps({"store": cfg.demos.path, **report}, indent=2))
 
 
@@ -284,6 +291,31 @@ def bench_sim(tasks: str = typer.Option("lift,can,square,transport", help="comma
                                "command": "inril bench sim " + " ".join(sys.argv[3:])}, indent=2))
 
 
+@bench_app.command("furniture-expert")
+def bench_furniture_expert(furniture: str = typer.Option("one_leg", help="FurnitureBench furniture (MuJoCo port)"),
+                           randomness: str = typer.Option("low,med", help="comma-separated randomness levels"),
+                           n: int = typer.Option(50, help="seeded resets per level"),
+                           horizon: int = typer.Option(700, help="env steps per episode (ResiP's one_leg: 700)"),
+                           out: Path = typer.Option(Path("docs/results/furniture-one_leg/expert.json"))):
+    """Success rate of FurnitureBench's scripted expert on the MuJoCo port under both of FurnitureBench's checks
+    (reward check and the stricter scripted-demo check), per randomness level; writes a JSON."""
+    from inril_core.training import progress_bar
+    from inril_sim.furniture.expert import measure_expert
+
+    results = []
+    with progress_bar() as bar:
+        for level in randomness.split(","):
+            row = bar.add_task(f"expert {furniture} {level}", total=n, status="")
+            results.append(measure_expert(furniture, level, n, horizon,
+                                          progress=lambda done, row=row: bar.update(row, completed=done)))
+            r = results[-1]
+            bar.console.print(f"{furniture} {level}: reward check {r['reward_check']:.2f}, strict check "
+                              f"{r['strict_check']:.2f}, mean steps to success {r['mean_steps_to_reward_check']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results": results, "load_average_1min": os.getloadavg()[0],
+                               "command": "inril bench furniture-expert " + " ".join(sys.argv[3:])}, indent=2))
+
+
 def _seeds_arg(args: list[str], default: int) -> tuple[list[int], list[str]]:
     """`seeds=N` among the overrides (a benchmark option, not a config key): the seeds and the other overrides."""
     n = next((int(a.split("=", 1)[1]) for a in args if a.startswith("seeds=")), default)
@@ -334,7 +366,7 @@ def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
 
     seeds, args = _seeds_arg(list(overrides or []), 3)
     base = _guarded(lambda: _config(args))
-    name = f"{base.task.replace('@', '-')}-{base.algo}"
+    name = f"{base.task.replace('@', '-').replace('/', '-')}-{base.algo}"  # furniture/one_leg: one folder
     summary = _run_benchmark(args, bench.method_arms(methods.split(",")), seeds, Path("runs/bench") / name,
                              out or Path("docs/results") / name, jobs, f"{base.task} / {base.algo}", "rl-only",
                              threshold)

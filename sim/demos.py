@@ -58,17 +58,19 @@ def make_demos(
     noise_levels: tuple[float, ...] = (0.0, 0.1, 0.3),
     progress: Callable[[int, int], None] | None = None,
     max_attempts: int | None = None,
+    env_id: str | None = None,
 ) -> dict:
     """Append ``n`` successful expert episodes of ``task`` to ``store``.
 
     ``progress(n_stored, n_attempted)`` is called after every attempt. Gives up after ``max_attempts``
-    (default ``20 * n``) so a broken expert cannot loop forever. Returns
+    (default ``20 * n``) so a broken expert cannot loop forever. ``env_id`` defaults to the task's fast env (the
+    config's ``env.id`` names it for the others, e.g. FurnitureBench's MuJoCo port). Returns
     ``{n_stored, n_attempted, success_rate, seconds, mean_length}`` (mean length of the stored episodes).
     """
     if not noise_levels:
         raise ValueError("noise_levels must name at least one noise level")
     limit = 20 * n if max_attempts is None else max_attempts
-    env = gym.make(fast_env_id(task))
+    env = gym.make(env_id or fast_env_id(task))
     start = time.perf_counter()
     stored_lengths: list[int] = []
     attempts = 0

@@ -233,7 +233,12 @@ _EXPERTS: dict[str, type[PickExpert] | type[TransportExpert]] = {
 
 
 def make_expert(task: str, noise: float, seed: int, layout: dict[str, slice] | None = None) -> ScriptedExpert:
-    """The scripted expert for ``task``; ``layout`` defaults to the contract layout shared by both backends."""
+    """The scripted expert for ``task``; ``layout`` defaults to the contract layout shared by both backends.
+    FurnitureBench tasks (``furniture/<name>``) get furniture_bench's own state machines (``furniture.expert``)."""
+    if task.startswith("furniture/"):
+        from inril_sim.furniture.expert import FurnitureExpert
+
+        return FurnitureExpert(task.split("/", 1)[1], seed=seed, noise=noise)
     if task not in _EXPERTS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     return _EXPERTS[task](noise, seed, layout if layout is not None else obs_layout(task))

@@ -10,6 +10,8 @@ furniture_bench shows up here. furniture_bench 0.1 is installed without its meta
 """
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
@@ -27,8 +29,11 @@ class FurnitureContractError(ValueError):
     """An observation or action that does not follow FurnitureBench's contract; the message says which part."""
 
 
-def _furniture_bench() -> Any:
+def import_furniture_bench() -> Any:
+    """furniture_bench's furniture and robot-state modules; every use of the package goes through here first."""
     try:
+        with redirect_stderr(io.StringIO()):  # gym 0.26's import notice ("unmaintained, no NumPy 2") on every
+            import gym  # noqa: F401          # command: furniture_bench uses only gym's logger and spaces
         import furniture_bench.furniture as furniture
         import furniture_bench.robot.robot_state as robot_state
     except ImportError as exc:
@@ -69,7 +74,7 @@ class FurnitureSpec:
 @lru_cache(maxsize=None)
 def _definition(name: str) -> Any:
     """furniture_bench's furniture object for ``name``, made once: the success checks used here read it only."""
-    furniture, _ = _furniture_bench()
+    furniture, _ = import_furniture_bench()
     try:
         return furniture.furniture_factory(name)
     except Exception as exc:  # furniture_factory raises a bare ValueError/KeyError for unknown names
@@ -79,7 +84,7 @@ def _definition(name: str) -> Any:
 @lru_cache(maxsize=None)
 def furniture_spec(name: str) -> FurnitureSpec:
     """The contract of ``name`` (``one_leg``, ``lamp``, ``round_table``, ...) from furniture_bench's definitions."""
-    _, robot_state = _furniture_bench()
+    _, robot_state = import_furniture_bench()
     definition = _definition(name)
     keys = tuple(robot_state.ROBOT_STATES)
     return FurnitureSpec(

@@ -20,7 +20,7 @@ import mujoco
 import numpy as np
 
 from inril_sim.furniture.contracts import (ACTION_DIM, assembled_pairs, flatten_observation, furniture_spec,
-                                           to_furniture_action)
+                                           import_furniture_bench, to_furniture_action)
 from inril_sim.furniture.frames import furniture_frames, mat_to_pose_xyzw, pose_to_mat
 from inril_sim.furniture.mujoco_scene import (GRIPPER_FORCE, LEG_NAMES, PHYSICS_STEPS_PER_ENV_STEP, TOP_NAME,
                                               build_square_table_model)
@@ -56,12 +56,12 @@ class FurnitureMujocoEnv(gym.Env):
         if randomness not in RANDOMNESS:
             raise ValueError(f"randomness '{randomness}' is not one of {', '.join(RANDOMNESS)} (FurnitureBench's "
                              "'high' uses three fixed poses per part that the port does not have yet)")
+        furniture_modules, _ = import_furniture_bench()
         from furniture_bench.config import config
-        from furniture_bench.furniture import furniture_factory
 
         self.furniture_name, self.randomness, self.render_mode = furniture, randomness, render_mode
         self.contract = furniture_spec(furniture)
-        self.furniture = furniture_factory(furniture)  # own instance: reset poses and the expert's state live here
+        self.furniture = furniture_modules.furniture_factory(furniture)  # own instance: reset poses and the expert's state live here
         self.max_gripper_width = float(config["robot"]["max_gripper_width"][furniture])
         self.frames = furniture_frames()
         self.model, self.ids = build_square_table_model()
