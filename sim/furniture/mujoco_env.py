@@ -22,8 +22,8 @@ import numpy as np
 from inril_sim.furniture.contracts import (ACTION_DIM, assembled_pairs, flatten_observation, furniture_spec,
                                            import_furniture_bench, to_furniture_action)
 from inril_sim.furniture.frames import furniture_frames, mat_to_pose_xyzw, pose_to_mat
-from inril_sim.furniture.mujoco_scene import (GRIPPER_FORCE, LEG_NAMES, PHYSICS_STEPS_PER_ENV_STEP, TOP_NAME,
-                                              build_square_table_model)
+from inril_sim.furniture.mujoco_scene import (CAMERAS, GRIPPER_FORCE, IMAGE_SIZE, LEG_NAMES,
+                                              PHYSICS_STEPS_PER_ENV_STEP, TOP_NAME, build_square_table_model)
 from inril_sim.furniture.osc import OperationalSpaceController
 from inril_sim.furniture.screw import ScrewThreads
 from inril_sim.rotations import xyzw_to_wxyz
@@ -170,13 +170,18 @@ class FurnitureMujocoEnv(gym.Env):
         obs = flatten_observation(self.contract, {"robot_state": self.robot_state(), "parts_poses": poses})
         return obs, float(success), success, False, {"success": success, "success_strict": strict}
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
+    def camera_image(self, camera: str) -> np.ndarray:
+        """224 x 224 RGB image of FurnitureBench's ``wrist``, ``front`` or ``rear`` camera."""
+        if camera not in CAMERAS:
+            raise ValueError(f"FurnitureBench has cameras {', '.join(CAMERAS)}, not '{camera}'")
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, 224, 224)
-        self._renderer.update_scene(self.data)
+            self._renderer = mujoco.Renderer(self.model, IMAGE_SIZE, IMAGE_SIZE)
+        self._renderer.update_scene(self.data, camera=camera)
         return self._renderer.render()
+
+    def render(self) -> np.ndarray | None:
+        """The front camera's image with ``render_mode="rgb_array"`` (what a video of an episode shows)."""
+        return self.camera_image("front") if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -260,6 +260,43 @@ def _add_robot(spec: mujoco.MjSpec, root: Path) -> None:
         act.ctrlrange, act.ctrllimited = (-limit, limit), mujoco.mjtLimited.mjLIMITED_TRUE
 
 
+# FurnitureBench's three cameras (furniture_sim_env.py:set_camera, 224 x 224 images): IsaacGym frames, x forward and
+# z up; MuJoCo cameras look along -z with y up. Field of view: 55 deg on the wrist, 40 elsewhere (square images, so
+# MuJoCo's vertical fovy equals IsaacGym's horizontal one).
+CAMERAS = ("wrist", "front", "rear")
+IMAGE_SIZE = 224
+_ISAAC_TO_MUJOCO_CAMERA = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def _rot_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def _look_at(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """IsaacGym camera frame at ``pos`` looking at ``target`` (x forward, z as close to world up as it can be)."""
+    x = (target - pos) / np.linalg.norm(target - pos)
+    y = np.cross([0.0, 0.0, 1.0], x)
+    y /= np.linalg.norm(y)
+    return np.column_stack([x, y, np.cross(x, y)])
+
+
+def _camera(body: mujoco.MjsBody, name: str, pos, isaac_rot: np.ndarray, fovy: float) -> None:
+    cam = body.add_camera()
+    cam.name, cam.pos, cam.fovy = name, pos, fovy
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, (isaac_rot @ _ISAAC_TO_MUJOCO_CAMERA).reshape(-1))
+    cam.quat = quat
+
+
+def _add_cameras(spec: mujoco.MjSpec) -> None:
+    base = furniture_frames().robot_base_in_sim[:3, 3]
+    _camera(spec.body(EE_BODY), "wrist", (-0.04, 0.0, -0.05), _rot_y(np.radians(-70.0)), 55.0)
+    front = np.array([0.90, 0.0, 0.65])
+    _camera(spec.worldbody, "front", front, _look_at(front, np.array([-1.0, 0.0, 0.3])), 40.0)
+    _camera(spec.worldbody, "rear", base + (0.08, 0.0, 0.2), _rot_y(np.radians(35.0)), 40.0)
+
+
 def _add_screw_constraints(spec: mujoco.MjSpec) -> None:
     for k in range(len(hole_positions())):
         tendon = spec.add_tendon()
@@ -308,9 +345,15 @@ def _compiled_model() -> mujoco.MjModel:
     spec.option.impratio = 10.0
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.compiler.degree = False
-    spec.visual.global_.offwidth = spec.visual.global_.offheight = 224
+    spec.visual.global_.offwidth = spec.visual.global_.offheight = IMAGE_SIZE
+    # FurnitureSim's light (sim_config lights): 0.8 colour, 0.35 ambient, from above and slightly behind
+    spec.visual.headlight.ambient, spec.visual.headlight.diffuse = (0.35,) * 3, (0.3,) * 3
+    light = spec.worldbody.add_light()
+    light.type, light.dir, light.diffuse, light.castshadow = (mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+                                                              (-0.1, 0.03, -0.2), (0.8, 0.8, 0.8), False)
     _add_fixtures(spec, root)
     _add_robot(spec, root)
+    _add_cameras(spec)
     _add_top(spec, root)
     for leg in LEG_NAMES:
         _add_leg(spec, root, leg)

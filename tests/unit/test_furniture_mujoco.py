@@ -252,3 +252,17 @@ def test_a_tiny_residual_ppo_in_ril_run_on_one_leg(tmp_path, env):
     with open(tmp_path / "run" / "injections.csv") as f:
         injections = list(csv.DictReader(f))
     assert injections and all(np.isfinite(float(row["il_loss"])) for row in injections)  # IL steps into the base
+
+
+def test_furniture_benchs_three_cameras_render_224_square_images(env):
+    env.reset(seed=0)
+    images = {name: env.camera_image(name) for name in ("wrist", "front", "rear")}
+    for image in images.values():
+        assert image.shape == (224, 224, 3) and image.dtype == np.uint8 and image.std() > 10
+    assert not np.array_equal(images["front"], images["rear"])
+    before = images["wrist"]
+    for _ in range(5):
+        env.step(np.r_[0, 0, 0.05, 0, 0, 0, 1, -1])  # the wrist camera rides with the hand
+    assert np.abs(env.camera_image("wrist").astype(int) - before).mean() > 5
+    with pytest.raises(ValueError, match="wrist, front, rear"):
+        env.camera_image("top")
