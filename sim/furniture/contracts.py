@@ -140,6 +140,14 @@ def to_furniture_action(action: np.ndarray) -> np.ndarray:
     return out
 
 
+def _rigid_inverse(pose: np.ndarray) -> np.ndarray:
+    """Inverse of a 4x4 rigid transform (transpose the rotation; no LAPACK call, which is slow under load)."""
+    inverse = np.eye(4, dtype=pose.dtype)
+    inverse[:3, :3] = pose[:3, :3].T
+    inverse[:3, 3] = -pose[:3, :3].T @ pose[:3, 3]
+    return inverse
+
+
 def assembled_pairs(spec: FurnitureSpec, parts_poses: np.ndarray, strict: bool = False) -> list[tuple[int, int]]:
     """The pairs of ``spec.should_be_assembled`` that FurnitureBench counts as assembled in ``parts_poses``.
 
@@ -153,7 +161,7 @@ def assembled_pairs(spec: FurnitureSpec, parts_poses: np.ndarray, strict: bool =
     founds = np.ones(len(spec.part_names), dtype=bool)
     done = []
     for i, j in spec.should_be_assembled:
-        rel = np.linalg.inv(transform.pose2mat(poses[7 * i:7 * i + 7])) @ transform.pose2mat(poses[7 * j:7 * j + 7])
+        rel = _rigid_inverse(transform.pose2mat(poses[7 * i:7 * i + 7])) @ transform.pose2mat(poses[7 * j:7 * j + 7])
         allowed = definition.assembled_rel_poses[(i, j)]
         if min(np.linalg.norm(rel[:3, 3] - np.asarray(a)[:3, 3]) for a in allowed) > NEAR_ASSEMBLED:
             continue  # cannot pass either check; furniture_bench's own code costs milliseconds, so skip it
