@@ -3,8 +3,8 @@
 One env step is FurnitureSim's: the 8-D action (delta position in metres in the robot-base frame, delta quaternion
 x, y, z, w multiplied onto the hand orientation, gripper toggled when its sign flips beyond 0.019) sets the OSC goal,
 then 6 physics steps of 1/120 s (0.05 s, as FurnitureSim's three 1/60 s calls) with the controller's torques
-recomputed before each and the screw threads checked after each. The observation is FurnitureSim's state
-observation flattened by ``contracts.flatten_observation``: robot_state 14 (hand pose in the robot-base frame, its
+recomputed and the screw threads checked before each, on that step's own kinematics. The observation is
+FurnitureSim's state observation flattened by ``contracts.flatten_observation``: robot_state 14 (hand pose in the robot-base frame, its
 velocities, gripper width) then each part's pose in the AprilTag base frame. Initial part poses come from
 furniture_bench's own ``randomize_init_pose`` (low: +-1.5 cm and +-15 deg; med: +-5 cm and +-45 deg), seeded from the
 env's generator. Success (reward 1, termination) is FurnitureBench's reward check on every pair that should be
@@ -61,7 +61,7 @@ class FurnitureMujocoEnv(gym.Env):
 
         self.furniture_name, self.randomness, self.render_mode = furniture, randomness, render_mode
         self.contract = furniture_spec(furniture)
-        self.furniture = furniture_modules.furniture_factory(furniture)  # own instance: reset poses and the expert's state live here
+        self.furniture = furniture_modules.furniture_factory(furniture)  # this env's own: reset poses live here
         self.max_gripper_width = float(config["robot"]["max_gripper_width"][furniture])
         self.frames = furniture_frames()
         self.model, self.ids = build_square_table_model()
@@ -139,6 +139,12 @@ class FurnitureMujocoEnv(gym.Env):
         self.controller.start(ee_pos, xyzw_to_wxyz(ee_quat))
         return self._observation(), {"success": False, "success_strict": False}
 
+    def _refresh_kinematics(self) -> None:
+        """Poses and velocities of the state the last physics step reached (what the observation must show)."""
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        mujoco.mj_comVel(self.model, self.data)
+
     def _apply_gripper(self, command: float) -> None:
         """FurnitureSim's toggle: the gripper changes only when the command's sign flips beyond the margin."""
         if np.sign(command) != np.sign(self._last_grasp) and abs(command) > GRASP_MARGIN:
@@ -160,9 +166,13 @@ class FurnitureMujocoEnv(gym.Env):
         self.controller.set_action(ee_pos, xyzw_to_wxyz(ee_quat), a[:3], xyzw_to_wxyz(a[3:7]))
         self._apply_gripper(float(a[7]))
         for _ in range(PHYSICS_STEPS_PER_ENV_STEP):
-            self.data.ctrl[self._arm_ctrl] = self._control_torques()
-            mujoco.mj_step(self.model, self.data)
+            # step1 computes kinematics, Jacobian and mass matrix for the current state, so the controller and the
+            # thread checks see it as IsaacGym's refreshed tensors do (after a plain mj_step they lag one step)
+            mujoco.mj_step1(self.model, self.data)
             self.threads.update()
+            self.data.ctrl[self._arm_ctrl] = self._control_torques()
+            mujoco.mj_step2(self.model, self.data)
+        self._refresh_kinematics()
         poses = self.parts_poses()
         done = assembled_pairs(self.contract, poses)
         success = len(done) == len(self.contract.should_be_assembled)

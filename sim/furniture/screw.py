@@ -2,11 +2,11 @@
 
 Each hole of the top has a carrier body that can only move along a helix (``mujoco_scene``: slide and hinge along
 the hole axis tied by a tendon equality, pitch 9.6 mm, right-handed). A leg engages a hole when its peg is within
-3 mm of the hole axis, tilted less than 10 degrees, and no higher than the thread start (22 mm above the seat):
+3 mm of the hole axis, tilted less than 10 degrees, and no higher than the thread start (24 mm above the seat):
 the carrier is put on the helix turn nearest to the leg's height whose angle equals the leg's yaw about the axis
 (at most half a pitch away), and a weld ties the leg to it. From then on the leg descends only when turned
-clockwise, stops at the seat (the hinge limit, where its rotation relative to the top is the identity FurnitureBench's
-success test asks for), and unscrews in reverse; turned back past the thread start it is released. The checks run
+clockwise, stops at the seat (the carrier slide's lower limit, where its rotation relative to the top is the
+identity FurnitureBench's success test asks for), and unscrews in reverse; turned back past the thread start it is released. The checks run
 every physics step, so a leg dropped into a hole cannot fall past the thread start unseen.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from inril_sim.furniture.contracts import FurnitureContractError, assembled_pairs
 from inril_sim.furniture.expert import FurnitureExpert
 from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
-from inril_sim.furniture.mujoco_scene import LEG_NAMES, THREAD_PITCH, TOP_NAME, hole_positions
+from inril_sim.furniture.mujoco_scene import LEG_NAMES, THREAD_PITCH, THREAD_START, TOP_NAME, hole_positions
 from inril_sim.furniture.osc import opspace_matrices, orientation_error
 
 HOLD = np.array([0, 0, 0, 0, 0, 0, 1, -1.0])  # no motion, gripper open
@@ -108,7 +108,8 @@ def test_the_control_law_is_furniture_benchs():
     mass = a @ a.T + 7 * np.eye(7)
     jac = rng.normal(size=(6, 7))
     lam, null = opspace_matrices(mass, jac)
-    lam_ref, null_ref = C.opspace_matrices(torch.tensor(mass, dtype=torch.float32), torch.tensor(jac, dtype=torch.float32))
+    lam_ref, null_ref = C.opspace_matrices(torch.tensor(mass, dtype=torch.float32),
+                                           torch.tensor(jac, dtype=torch.float32))
     np.testing.assert_allclose(lam, lam_ref.numpy(), rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(null, null_ref.numpy(), rtol=1e-3, atol=1e-4)
     q1, q2 = (np.linalg.qr(rng.normal(size=(3, 3)))[0] for _ in range(2))
@@ -149,7 +150,7 @@ def test_a_leg_screws_in_only_when_turned_and_seats_assembled(env):
         _, _, _, _, info = env.step(HOLD)
     assert env.threads.engaged[hole] == leg and not info["success"]
     engaged_height, _ = _height_and_yaw(env, hole, leg)
-    assert engaged_height <= 0.022 + 1e-3
+    assert engaged_height <= THREAD_START + 1e-3
     env.data.xfrc_applied[env.ids.leg_bodies[leg], :3] = -5.0 * env.part_poses_sim()[0][:3, 1]  # push, no turn
     for _ in range(10):
         env.step(HOLD)
