@@ -301,10 +301,15 @@ def bench_furniture_expert(furniture: str = typer.Option("one_leg", help="Furnit
     (reward check and the stricter scripted-demo check), per randomness level; writes a JSON."""
     from inril_core.training import progress_bar
     from inril_sim.furniture.expert import measure_expert
+    from inril_sim.furniture.mujoco_env import RANDOMNESS, SQUARE_TABLE_FURNITURE
 
+    levels = randomness.split(",")
+    if furniture not in SQUARE_TABLE_FURNITURE or not set(levels) <= set(RANDOMNESS):
+        _fail(f"--furniture {furniture} --randomness {randomness}: the MuJoCo port has furniture "
+              f"{', '.join(SQUARE_TABLE_FURNITURE)} and randomness {', '.join(RANDOMNESS)}")
     results = []
     with progress_bar() as bar:
-        for level in randomness.split(","):
+        for level in levels:
             row = bar.add_task(f"expert {furniture} {level}", total=n, status="")
             results.append(measure_expert(furniture, level, n, horizon,
                                           progress=lambda done, row=row: bar.update(row, completed=done)))

@@ -110,3 +110,17 @@ def test_pretraining_reports_the_tasks_own_metric():
     report = {"eval": {"success_rate": 0.0, "mean_return": 848.4}}
     assert _pretrained_result(OmegaConf.create({"train": {"metric": "mean_return"}}), report) == "mean return 848.4"
     assert _pretrained_result(OmegaConf.create({"train": {"metric": "success_rate"}}), report) == "success 0.00"
+
+
+def test_bench_furniture_expert_writes_both_success_rates(tmp_path):
+    out = tmp_path / "expert.json"
+    result = invoke("bench", "furniture-expert", "--n", "1", "--horizon", "5", "--randomness", "low",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["results"][0]
+    assert (row["randomness"], row["episodes"], row["horizon"]) == ("low", 1, 5)
+    assert row["reward_check"] == row["strict_check"] == 0.0 and row["rows"][0]["steps"] == 5  # 5 steps: no table
+
+
+def test_bench_furniture_expert_names_the_levels_it_has():
+    assert_one_line_error(invoke("bench", "furniture-expert", "--randomness", "high"), "low, med")
