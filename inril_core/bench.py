@@ -96,17 +96,38 @@ def run_all(runs_root: Path, arms: list[Arm], seeds, base_overrides: list[str], 
         raise BenchError("benchmark runs failed: " + "; ".join(failed))
 
 
+def kept_evals(out_dir: Path, labels: list[str], seeds) -> dict[tuple[str, int], list[dict]]:
+    """The evaluations of arms ``labels`` from the all_evals.csv an earlier summary left in ``out_dir``.
+
+    Re-running some arms of an experiment (``inril bench paper --arms``) must not need the others' runs again:
+    runs/ does not travel with the repository, their published evaluations do."""
+    path = out_dir / "all_evals.csv"
+    rows = read_csv(path) if path.exists() else []
+    kept = {}
+    for label in labels:
+        for seed in seeds:
+            mine = [{k: v for k, v in r.items() if k not in ("method", "seed")}
+                    for r in rows if r["method"] == label and r["seed"] == seed]
+            if not mine:
+                raise BenchError(f"{path} holds no evaluations of {label} seed {seed}, so it cannot be kept: "
+                                 "run that arm too (add it to --arms, or leave --arms out)")
+            kept[(label, seed)] = mine
+    return kept
+
+
 def summarise(runs_root: Path, out_dir: Path, arms: list[Arm], seeds, task: str, command: str,
               eval_episodes: int, metric: str = "success_rate", threshold: float | None = None,
-              baseline: str = "rl-only", title: str | None = None, pretrain_history: list[dict] | None = None
-              ) -> dict:
+              baseline: str = "rl-only", title: str | None = None, pretrain_history: list[dict] | None = None,
+              kept: dict[tuple[str, int], list[dict]] | None = None) -> dict:
     """Aggregate the runs' evaluations into all_evals.csv, learning_curves.png, il_loss_rho.png and summary.json.
 
     ``threshold`` (for "env steps to threshold") defaults to the ``baseline`` arm's final mean, the issue's
-    definition: how much sooner an arm reaches what the baseline ends with."""
+    definition: how much sooner an arm reaches what the baseline ends with. ``kept`` (``kept_evals``) supplies
+    the evaluations of arms that were not run this time; they have no rho(t) curves."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    kept = kept or {}
     dirs = run_dirs(runs_root, arms, seeds)
-    evals = {key: read_csv(path / "evals.csv") for key, path in dirs.items()}
+    evals = {key: kept[key] if key in kept else read_csv(path / "evals.csv") for key, path in dirs.items()}
     labels = [a.label for a in arms]
     _write_all_evals(out_dir / "all_evals.csv", evals)
     final = {a: [evals[(a, s)][-1][metric] for s in seeds] for a in labels}
@@ -144,7 +165,7 @@ def summarise(runs_root: Path, out_dir: Path, arms: list[Arm], seeds, task: str,
     plot_bands(curves, f"{summary['title']}: {METRIC_NAMES[metric]} vs env steps ({len(seeds)} seeds, mean, 95% CI)",
                out_dir / "learning_curves.png", ylabel=METRIC_NAMES[metric], unit_interval=success)
     injections = {a: [read_csv(dirs[(a, s)] / "injections.csv") for s in seeds
-                      if (dirs[(a, s)] / "injections.csv").exists()] for a in labels}
+                      if (a, s) not in kept and (dirs[(a, s)] / "injections.csv").exists()] for a in labels}
     plot_il_and_rho(pretrain_history, {a: [evals[(a, s)] for s in seeds] for a in labels}, injections,
                     out_dir / "il_loss_rho.png", summary["title"])
     return summary

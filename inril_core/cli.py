@@ -336,21 +336,28 @@ def _pretrain_history(cfg) -> list[dict] | None:
 
 
 def _run_benchmark(task_overrides: list[str], arms, seeds, runs_root: Path, out_dir: Path, jobs: int,
-                   title: str, baseline: str, threshold: float | None = None) -> dict:
-    """Demos and pre-training for the task (once), every (arm, seed) run, then the summary in out_dir."""
+                   title: str, baseline: str, threshold: float | None = None,
+                   only: set[str] | None = None) -> dict:
+    """Demos and pre-training for the task (once), every (arm, seed) run, then the summary in out_dir. With
+    ``only``, just those arms run; the others keep the evaluations out_dir's all_evals.csv already holds."""
     from inril_core import bench
 
     base = _guarded(lambda: _config(task_overrides))
+    to_run = [a for a in arms if only is None or a.label in only]
+    try:
+        kept = bench.kept_evals(out_dir, [a.label for a in arms if a not in to_run], seeds)
+    except bench.BenchError as exc:  # before hours of runs, not after
+        _fail(str(exc))
     _guarded(lambda: _ensure_pretrained(base, task_overrides))
-    for arm in arms:  # a typo in an arm fails here, before hours of runs
+    for arm in to_run:  # a typo in an arm fails here, before hours of runs
         _guarded(lambda: _config([*task_overrides, *arm.overrides]))
     try:
-        bench.run_all(runs_root, arms, seeds, task_overrides, jobs, echo=console.print)
+        bench.run_all(runs_root, to_run, seeds, task_overrides, jobs, echo=console.print)
     except bench.BenchError as exc:
         _fail(str(exc))
     command = "inril bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     return bench.summarise(runs_root, out_dir, arms, seeds, base.task, command, base.train.eval_episodes,
-                           base.train.metric, threshold, baseline, title, _pretrain_history(base))
+                           base.train.metric, threshold, baseline, title, _pretrain_history(base), kept)
 
 
 JOBS = typer.Option(1, "--jobs", help="runs at a time, each its own process (2 on a 2-core machine)")
@@ -389,6 +396,9 @@ def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
                                "m-sweep and separation take the first two"),
                 jobs: int = JOBS,
                 out: Path = typer.Option(Path("docs/results/paper"), help="summaries go to <out>/<experiment>-<task>"),
+                arms: Optional[str] = typer.Option(
+                    None, help="comma-separated arm labels to run (e.g. idql/in-ril,idql/rl-only); the other arms "
+                               "keep the evaluations their summary's all_evals.csv already holds"),
                 readme: Optional[Path] = typer.Option(Path("README.md"), help="README whose results block to rewrite")):
     """The paper's matrix in one command (config/bench/paper.yaml): algorithm x method on every task with the RLPD
     baseline, the m sweep with adaptive m(t), the separation ablation; >= 5 seeds, mean and 95% CI, rho(t) and
@@ -410,15 +420,22 @@ def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
     if unbudgeted:
         _fail(f"--tasks {','.join(unbudgeted)}: config/bench/paper.yaml gives no {mode} budget for it; tasks with "
               f"one: {', '.join(t for t, b in plan['budgets'].items() if mode in b)}")
+    only = set(arms.split(",")) if arms else None
+    labels = {label for name in chosen for label in plan["experiments"][name]["arms"]}
+    if only is not None and not only <= labels:
+        _fail(f"--arms {','.join(sorted(only - labels))}: the chosen experiments have arms {', '.join(sorted(labels))}")
     summaries = []
     for name in chosen:
         spec = plan["experiments"][name]
-        arms = [bench.Arm(label, tuple(o)) for label, o in spec["arms"].items()]
+        exp_arms = [bench.Arm(label, tuple(o)) for label, o in spec["arms"].items()]
+        if only is not None and not only & set(spec["arms"]):
+            continue  # nothing of this experiment to re-run: its summary stays as it is
         for task in (task_list if spec["tasks"] == "all" else task_list[:2]):
             task_args = [f"task={task}", *plan["budgets"].get(task, {}).get(mode, []), *args]
-            console.print(f"[bold]{name} on {task}[/]: {len(arms)} arms x {len(seeds)} seeds ({mode} budget)")
-            summaries.append(_run_benchmark(task_args, arms, seeds, Path("runs/bench/paper") / mode / task,
-                                            out / f"{name}-{task}", jobs, f"{name} / {task}", spec["baseline"]))
+            console.print(f"[bold]{name} on {task}[/]: {len(exp_arms)} arms x {len(seeds)} seeds ({mode} budget)")
+            summaries.append(_run_benchmark(task_args, exp_arms, seeds, Path("runs/bench/paper") / mode / task,
+                                            out / f"{name}-{task}", jobs, f"{name} / {task}", spec["baseline"],
+                                            only=only))
     if readme is not None:
         _guarded_value(lambda: bench.write_readme_table(readme, _table_of(out)))
         console.print(f"results table rewritten in {readme}")

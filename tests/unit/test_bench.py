@@ -133,3 +133,23 @@ def test_steps_to_threshold_averages_the_seeds_that_reach_it_and_counts_them(ben
                             threshold=2.0)  # no success rate reaches 2
     assert all(m["seeds_reaching_threshold"] == 0 and m["steps_to_threshold_mean"] is None
                for m in never["methods"].values())
+
+
+def test_arms_left_out_of_a_rerun_keep_their_published_evaluations(bench_root, tmp_path):
+    """`inril bench paper --arms`: re-run some arms; the others come from the summary's all_evals.csv, so their
+    runs (runs/ does not travel with the repository) are not needed."""
+    root, _ = bench_root
+    full = summary_of(root)
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)
+    kept = bench.kept_evals(out, ["rl-only", "bc-reg"], SEEDS)
+    runs_of_in_ril_only = tmp_path / "runs"
+    for seed in SEEDS:  # a fresh checkout that holds only the re-run arm's runs
+        shutil.copytree(root / "runs" / ARMS[0].run_name(seed), runs_of_in_ril_only / ARMS[0].run_name(seed))
+    merged = bench.summarise(runs_of_in_ril_only, out, ARMS, SEEDS, "toy", "inril bench …", 2, kept=kept)
+    for label in METHODS:
+        for key in ("final_mean", "final_per_seed", "during_mean", "steps_to_threshold_per_seed"):
+            assert merged["methods"][label][key] == full["methods"][label][key]
+    assert merged["threshold"] == full["threshold"]
+    with pytest.raises(bench.BenchError, match="no evaluations of bc-reg seed 5"):
+        bench.kept_evals(out, ["bc-reg"], [5])

@@ -124,3 +124,8 @@ def test_bench_furniture_expert_writes_both_success_rates(tmp_path):
 
 def test_bench_furniture_expert_names_the_levels_it_has():
     assert_one_line_error(invoke("bench", "furniture-expert", "--randomness", "high"), "low, med")
+
+
+def test_bench_paper_names_the_arms_it_has():
+    assert_one_line_error(invoke("bench", "paper", "--only", "algorithms", "--arms", "idql/in-rill"),
+                          "--arms idql/in-rill", "idql/in-ril")
