@@ -98,3 +98,74 @@ class MinMaxNormalizer:
             return center.to(device=x.device, dtype=x.dtype), half_range.to(device=x.device, dtype=x.dtype)
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
         return center.numpy().astype(dtype), half_range.numpy().astype(dtype)
+
+
+class ObservationNormalizer(MinMaxNormalizer):
+    """Min/max scaling after putting each quaternion of the observation on one hemisphere.
+
+    q and -q are the same rotation, and envs pick the sign by a convention such as FurnitureBench's w >= 0: a hand
+    pointing down has w close to 0, so its observed quaternion jumps between q and -q as it wobbles (13 jumps in
+    an average one_leg demo). A network sees two far-apart inputs for one state. Here each quaternion slot (its
+    start index, 4 numbers) is flipped, where needed, to the side of the slot's mean rotation axis fitted on the
+    data (the dominant eigenvector of the sum of q q^T, which does not depend on the signs), so the input moves
+    continuously unless the rotation turns more than 90 degrees away from that mean. The reference quaternions are
+    saved with the statistics, so a policy server applies exactly what training did."""
+
+    def __init__(self, quaternion_starts: list[int] | tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.quaternion_starts = tuple(int(s) for s in quaternion_starts)
+        self._references: torch.Tensor | None = None
+
+    def fit(self, data: np.ndarray | torch.Tensor) -> ObservationNormalizer:
+        array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data, dtype=np.float64)
+        if self.quaternion_starts:
+            if array.ndim != 2 or max(self.quaternion_starts) + 4 > array.shape[1]:
+                raise ValueError(f"quaternions at {list(self.quaternion_starts)} do not fit observations of shape "
+                                 f"{array.shape}")
+            references = []
+            for start in self.quaternion_starts:
+                quats = array[:, start:start + 4].astype(np.float64)
+                _, vectors = np.linalg.eigh(quats.T @ quats)
+                references.append(vectors[:, -1])
+            self._references = torch.as_tensor(np.array(references), dtype=torch.float32)
+        super().fit(self.align(array))
+        return self
+
+    def align(self, x: ArrayLike) -> ArrayLike:
+        """``x`` with every configured quaternion on its reference's hemisphere (a copy; ``x`` is left alone)."""
+        if not self.quaternion_starts:
+            return x
+        if self._references is None:
+            raise RuntimeError("ObservationNormalizer is not fitted: call fit() or load_state_dict() first")
+        out = x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+        for start, reference in zip(self.quaternion_starts, self._references):
+            ref = reference.to(device=x.device, dtype=x.dtype) if isinstance(x, torch.Tensor) else \
+                reference.numpy().astype(out.dtype)
+            quats = out[..., start:start + 4]
+            flip = (quats * ref).sum(-1, keepdims=True) < 0 if not isinstance(x, torch.Tensor) else \
+                (quats * ref).sum(-1, keepdim=True) < 0
+            out[..., start:start + 4] = quats * (1 - 2 * flip)
+        return out
+
+    def normalize(self, x: ArrayLike) -> ArrayLike:
+        return super().normalize(self.align(x))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = super().state_dict()
+        if self.quaternion_starts:
+            state["quaternion_references"] = self._references.clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        state = dict(state)
+        references = state.pop("quaternion_references", None)
+        if (references is None) != (not self.quaternion_starts):
+            raise KeyError(f"observation normaliser state {'lacks' if references is None else 'has'} quaternion "
+                           f"references, but the policy has quaternions at {list(self.quaternion_starts)}")
+        super().load_state_dict(state)
+        if references is not None:
+            references = torch.as_tensor(references, dtype=torch.float32).detach().cpu()
+            if references.shape != (len(self.quaternion_starts), 4):
+                raise ValueError(f"quaternion references of shape {tuple(references.shape)}, expected "
+                                 f"({len(self.quaternion_starts)}, 4)")
+            self._references = references.clone()

@@ -141,3 +141,10 @@ def test_furniture_sim_resets_and_steps_through_the_contract(one_leg):
         assert np.linalg.norm(obs[layout["ee_pos"]] - env.reset(seed=0)[0][layout["ee_pos"]]) < 0.01
     finally:
         env.close()
+
+
+def test_the_one_leg_policy_aligns_every_quaternion_of_the_contract(one_leg):
+    cfg = load_config(["task=furniture/one_leg"])
+    layout = one_leg.layout()
+    starts = [layout["ee_quat"].start] + [layout[f"pose/{p}"].start + 3 for p in one_leg.part_names]
+    assert list(cfg.policy.obs_quaternions) == starts

@@ -1,10 +1,11 @@
-"""MinMaxNormalizer: exact round trips, constant-dimension safety, saving with safetensors, clear errors."""
+"""MinMaxNormalizer: exact round trips, constant-dimension safety, saving with safetensors, clear errors; the
+observation normaliser's quaternion alignment."""
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from inril_core.policies.normalizer import MinMaxNormalizer
+from inril_core.policies.normalizer import MinMaxNormalizer, ObservationNormalizer
 
 torch.set_num_threads(1)
 
@@ -79,3 +80,38 @@ def test_normalize_rejects_wrong_last_dimension(data):
 def test_use_before_fit_raises():
     with pytest.raises(RuntimeError, match="not fitted"):
         MinMaxNormalizer().normalize(np.zeros((1, 3)))
+
+
+def _quaternion_observations(n: int = 200, seed: int = 0) -> np.ndarray:
+    """(n, 6): a scalar, a quaternion near a rotation whose w is ~0 with w >= 0 sign convention, a scalar."""
+    rng = np.random.default_rng(seed)
+    quats = np.array([0.89, 0.45, 0.0, 0.0]) + rng.normal(0.0, 0.02, (n, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    quats[quats[:, 3] < 0] *= -1  # the env's w >= 0: about half the rows flip to the far side
+    return np.column_stack([rng.normal(size=n), quats, rng.normal(size=n)])
+
+
+def test_quaternion_sign_flips_do_not_reach_the_network():
+    obs = _quaternion_observations()
+    assert (obs[:, 1] < 0).sum() > 20  # the convention really flips many of them
+    norm = ObservationNormalizer([1]).fit(obs)
+    flipped = obs.copy()
+    flipped[:, 1:5] *= -1
+    np.testing.assert_allclose(norm.normalize(obs), norm.normalize(flipped), atol=1e-6)
+    aligned = norm.align(obs)[:, 1:5]
+    assert np.all(aligned @ aligned[0] > 0.9)  # one hemisphere, continuous
+    torch_out = norm.normalize(torch.as_tensor(flipped, dtype=torch.float32))
+    np.testing.assert_allclose(torch_out.numpy(), norm.normalize(obs), atol=1e-5)
+    np.testing.assert_array_equal(obs, _quaternion_observations())  # the input is not modified
+
+
+def test_quaternion_references_are_saved_and_required_back():
+    obs = _quaternion_observations()
+    norm = ObservationNormalizer([1]).fit(obs)
+    restored = ObservationNormalizer([1])
+    restored.load_state_dict(norm.state_dict())
+    np.testing.assert_allclose(restored.normalize(-obs), norm.normalize(-obs))
+    with pytest.raises(KeyError, match="lacks quaternion references"):
+        ObservationNormalizer([1]).load_state_dict(MinMaxNormalizer().fit(obs).state_dict())
+    plain = ObservationNormalizer()
+    plain.load_state_dict(MinMaxNormalizer().fit(obs).state_dict())  # earlier checkpoints load as before
