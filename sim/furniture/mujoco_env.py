@@ -29,6 +29,9 @@ from inril_sim.furniture.screw import ScrewThreads
 from inril_sim.rotations import xyzw_to_wxyz
 
 GRASP_MARGIN = 0.02 - 0.001          # FurnitureSimEnv.grasp_margin
+# MuJoCo's checks that reset the state when the simulation diverges (mj_checkPos / mj_checkVel / mj_checkAcc)
+_DIVERGENCE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+                        mujoco.mjtWarning.mjWARN_BADQACC)
 RANDOMNESS = {"low": ((-0.015, 0.015), 15.0), "med": ((-0.05, 0.05), 45.0)}
 SQUARE_TABLE_FURNITURE = ("one_leg", "square_table")
 
@@ -139,6 +142,10 @@ class FurnitureMujocoEnv(gym.Env):
         self.controller.start(ee_pos, xyzw_to_wxyz(ee_quat))
         return self._observation(), {"success": False, "success_strict": False}
 
+    def _unstable_count(self) -> int:
+        """How often MuJoCo has found the simulation diverging (and reset its state) so far."""
+        return sum(int(self.data.warning[w].number) for w in _DIVERGENCE_WARNINGS)
+
     def _refresh_kinematics(self) -> None:
         """Poses and velocities of the state the last physics step reached (what the observation must show)."""
         mujoco.mj_kinematics(self.model, self.data)
@@ -165,6 +172,7 @@ class FurnitureMujocoEnv(gym.Env):
         ee_pos, ee_quat = self.ee_pose()
         self.controller.set_action(ee_pos, xyzw_to_wxyz(ee_quat), a[:3], xyzw_to_wxyz(a[3:7]))
         self._apply_gripper(float(a[7]))
+        unstable_before = self._unstable_count()
         for _ in range(PHYSICS_STEPS_PER_ENV_STEP):
             # step1 computes kinematics, Jacobian and mass matrix for the current state, so the controller and the
             # thread checks see it as IsaacGym's refreshed tensors do (after a plain mj_step they lag one step)
@@ -178,7 +186,13 @@ class FurnitureMujocoEnv(gym.Env):
         success = len(done) == len(self.contract.should_be_assembled)
         strict = success and len(assembled_pairs(self.contract, poses, strict=True)) == len(done)
         obs = flatten_observation(self.contract, {"robot_state": self.robot_state(), "parts_poses": poses})
-        return obs, float(success), success, False, {"success": success, "success_strict": strict}
+        info = {"success": success, "success_strict": strict}
+        if self._unstable_count() > unstable_before:
+            # MuJoCo reset the state to the model's defaults mid-step: the episode cannot go on from there
+            gym.logger.warn("FurnitureMujocoEnv: the simulation became unstable (NaN/huge accelerations, e.g. a "
+                            "violent collision); episode truncated")
+            return obs, 0.0, False, True, {**info, "success": False, "success_strict": False, "sim_unstable": True}
+        return obs, float(success), success, False, info
 
     def camera_image(self, camera: str) -> np.ndarray:
         """224 x 224 RGB image of FurnitureBench's ``wrist``, ``front`` or ``rear`` camera."""

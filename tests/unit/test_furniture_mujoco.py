@@ -267,3 +267,14 @@ def test_furniture_benchs_three_cameras_render_224_square_images(env):
     assert np.abs(env.camera_image("wrist").astype(int) - before).mean() > 5
     with pytest.raises(ValueError, match="wrist, front, rear"):
         env.camera_image("top")
+
+
+def test_a_diverging_simulation_truncates_the_episode_instead_of_going_on_from_a_reset_state(env):
+    env.reset(seed=0)
+    env.data.qvel[env.ids.part_dof[4]] = 1e12  # a leg flung at an absurd speed: MuJoCo resets its state
+    with pytest.warns(UserWarning, match="unstable"):
+        obs, reward, terminated, truncated, info = env.step(HOLD)
+    assert truncated and not terminated and reward == 0.0 and info["sim_unstable"] and np.all(np.isfinite(obs))
+    obs, _ = env.reset(seed=0)  # a reset starts clean
+    _, _, _, truncated, info = env.step(HOLD)
+    assert not truncated and "sim_unstable" not in info
