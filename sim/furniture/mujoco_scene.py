@@ -367,7 +367,7 @@ def _compiled_model() -> mujoco.MjModel:
 def build_square_table_model() -> tuple[mujoco.MjModel, SceneIds]:
     """A fresh model of the square-table scene and the ids the env needs."""
     model = copy.deepcopy(_compiled_model())
-    jnt = lambda name: model.joint(name)  # noqa: E731
+    jnt = model.joint
     parts = (TOP_NAME,) + LEG_NAMES
     ids = SceneIds(
         arm_qpos=np.array([jnt(j).qposadr[0] for j in ARM_JOINTS]),
