@@ -269,7 +269,9 @@ def test_furniture_benchs_three_cameras_render_224_square_images(env):
         env.camera_image("top")
 
 
-def test_a_diverging_simulation_truncates_the_episode_instead_of_going_on_from_a_reset_state(env):
+def test_a_diverging_simulation_truncates_the_episode_instead_of_going_on_from_a_reset_state(env, tmp_path,
+                                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warning to MUJOCO_LOG.TXT in the working directory
     env.reset(seed=0)
     env.data.qvel[env.ids.part_dof[4]] = 1e12  # a leg flung at an absurd speed: MuJoCo resets its state
     with pytest.warns(UserWarning, match="unstable"):
