@@ -24,7 +24,8 @@ import numpy as np
 
 from inril_sim.furniture.contracts import import_furniture_bench, furniture_spec
 from inril_sim.furniture.frames import (OBSTACLE_FRONT_X, OBSTACLE_SIDE_X, OBSTACLE_SIDE_Y, TABLE_SURFACE_Z,
-                                         furniture_frames)
+                                         furniture_frames, mat_to_pose_xyzw, pose_to_mat)
+from inril_sim.rotations import xyzw_to_wxyz
 
 NEUTRAL_Z = 0.15            # get_assembly_action: after an assembly, rise to 15 cm before the next pair
 STRETCH_ABOVE = 0.03
@@ -83,20 +84,11 @@ class FurnitureExpert:
 
     def _rb_states(self, obs: np.ndarray) -> Any:
         """FurnitureSim's rigid-body rows (position, x y z w quaternion, 6 zero velocities) in its world frame."""
-        import mujoco
-
         rows = np.zeros((len(self._names), 13), dtype=np.float32)
         for i, part in enumerate(self.spec.part_names):
             pose = obs[self.layout[f"pose/{part}"]].astype(np.float64)
-            mat = np.eye(4)
-            quat_wxyz = np.r_[pose[6], pose[3:6]]
-            rot = np.zeros(9)
-            mujoco.mju_quat2Mat(rot, quat_wxyz / np.linalg.norm(quat_wxyz))
-            mat[:3, :3], mat[:3, 3] = rot.reshape(3, 3), pose[:3]
-            world = self._april_in_sim @ mat
-            quat = np.zeros(4)
-            mujoco.mju_mat2Quat(quat, np.ascontiguousarray(world[:3, :3]).reshape(-1))
-            rows[i, :3], rows[i, 3:7] = world[:3, 3], np.r_[quat[1:], quat[0]]
+            quat = xyzw_to_wxyz(pose[3:7])
+            rows[i, :7] = mat_to_pose_xyzw(self._april_in_sim @ pose_to_mat(pose[:3], quat / np.linalg.norm(quat)))
         n = len(self.spec.part_names)
         rows[n:, :3] = self._obstacles
         rows[n:, 6] = 1.0

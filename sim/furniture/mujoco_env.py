@@ -26,7 +26,7 @@ from inril_sim.furniture.mujoco_scene import (CAMERAS, GRIPPER_FORCE, IMAGE_SIZE
                                               PHYSICS_STEPS_PER_ENV_STEP, TOP_NAME, build_square_table_model)
 from inril_sim.furniture.osc import OperationalSpaceController
 from inril_sim.furniture.screw import ScrewThreads
-from inril_sim.rotations import xyzw_to_wxyz
+from inril_sim.rotations import canonical_xyzw, xyzw_to_wxyz
 
 GRASP_MARGIN = 0.02 - 0.001          # FurnitureSimEnv.grasp_margin
 # MuJoCo's checks that reset the state when the simulation diverges (mj_checkPos / mj_checkVel / mj_checkAcc)
@@ -88,8 +88,7 @@ class FurnitureMujocoEnv(gym.Env):
 
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Hand (``k_ee_link``) position in the robot-base frame and its world (x, y, z, w) quaternion, w >= 0."""
-        pose = mat_to_pose_xyzw(pose_to_mat(self.data.xpos[self.ids.ee_body], self.data.xquat[self.ids.ee_body]))
-        return pose[:3] - self._base_pos, pose[3:]
+        return self.data.xpos[self.ids.ee_body] - self._base_pos, canonical_xyzw(self.data.xquat[self.ids.ee_body])
 
     def gripper_width(self) -> float:
         return float(self.data.qpos[self.ids.finger_qpos].sum())
@@ -127,11 +126,8 @@ class FurnitureMujocoEnv(gym.Env):
         for part, qpos in zip(self.furniture.parts, self.ids.part_qpos):
             pose = np.array(part.reset_ori[0], dtype=float)
             pose[:3, 3] = part.reset_pos[0]
-            world = april_in_sim @ pose
-            self.data.qpos[qpos[:3]] = world[:3, 3]
-            quat = np.zeros(4)
-            mujoco.mju_mat2Quat(quat, np.ascontiguousarray(world[:3, :3]).reshape(-1))
-            self.data.qpos[qpos[3:]] = quat
+            world = mat_to_pose_xyzw(april_in_sim @ pose)
+            self.data.qpos[qpos[:3]], self.data.qpos[qpos[3:]] = world[:3], xyzw_to_wxyz(world[3:])
         self.data.qpos[self.ids.arm_qpos] = self.frames.reset_joints
         self.data.qpos[self.ids.finger_qpos] = self.max_gripper_width / 2
         self.threads.reset()
