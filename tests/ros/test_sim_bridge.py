@@ -64,10 +64,11 @@ class Probe:
         assert spin_until(self.executor, future.done, TIMEOUT_S), "reset did not answer"
         reply = json.loads(future.result().message)
         stamp = reply["stamp"]
-        # any observation at the reset's stamp, not only the newest: in real time the timer may already have stepped
-        # past it (under load a whole 300-step episode ran before this check looked, and the newest never matched)
+        # an observation at the reset's stamp or after it: in real time the timer may already have stepped past it
+        # and the latest-only (depth 1) reader kept the newer one (under load a whole 300-step episode ran before
+        # this check looked, and "the newest is the reset's" never held); in lock-step nothing newer can exist
         assert spin_until(self.executor,
-                          lambda: any(abs(time_to_s(m.header.stamp) - stamp) < 1e-9 for m in self.eef),
+                          lambda: any(time_to_s(m.header.stamp) >= stamp - 1e-9 for m in self.eef),
                           TIMEOUT_S), "no observation after reset"
         # The command publisher must be matched before a command is sent, or DDS drops it.
         assert spin_until(self.executor, lambda: self.command_pub.get_subscription_count() > 0, TIMEOUT_S)
