@@ -4,8 +4,8 @@ One env step is FurnitureSim's: the 8-D action (delta position in metres in the 
 x, y, z, w multiplied onto the hand orientation, gripper toggled when its sign flips beyond 0.019) sets the OSC goal,
 then 6 physics steps of 1/120 s (0.05 s, as FurnitureSim's three 1/60 s calls) with the controller's torques
 recomputed and the screw threads checked before each, on that step's own kinematics. The observation is
-FurnitureSim's state observation flattened by ``contracts.flatten_observation``: robot_state 14 (hand pose in the robot-base frame, its
-velocities, gripper width) then each part's pose in the AprilTag base frame. Initial part poses come from
+FurnitureSim's state observation flattened by ``contracts.flatten_observation``: robot_state 14 (hand pose in the
+robot-base frame, its velocities, gripper width) then each part's pose in the AprilTag base frame. Initial part poses come from
 furniture_bench's own ``randomize_init_pose`` (low: +-1.5 cm and +-15 deg; med: +-5 cm and +-45 deg), seeded from the
 env's generator. Success (reward 1, termination) is FurnitureBench's reward check on every pair that should be
 assembled; ``info["success_strict"]`` is its stricter scripted-demo check.
@@ -108,9 +108,8 @@ class FurnitureMujocoEnv(gym.Env):
         return {"ee_pos": ee_pos, "ee_quat": ee_quat, "ee_pos_vel": vel[3:], "ee_ori_vel": vel[:3],
                 "gripper_width": np.array([self.gripper_width()])}
 
-    def _observation(self) -> np.ndarray:
-        return flatten_observation(self.contract, {"robot_state": self.robot_state(),
-                                                   "parts_poses": self.parts_poses()})
+    def _observation(self, parts_poses: np.ndarray) -> np.ndarray:
+        return flatten_observation(self.contract, {"robot_state": self.robot_state(), "parts_poses": parts_poses})
 
     # -- gymnasium API ----------------------------------------------------------------------------------------------
 
@@ -136,7 +135,7 @@ class FurnitureMujocoEnv(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         ee_pos, ee_quat = self.ee_pose()
         self.controller.start(ee_pos, xyzw_to_wxyz(ee_quat))
-        return self._observation(), {"success": False, "success_strict": False}
+        return self._observation(self.parts_poses()), {"success": False, "success_strict": False}
 
     def _unstable_count(self) -> int:
         """How often MuJoCo has found the simulation diverging (and reset its state) so far."""
@@ -181,7 +180,7 @@ class FurnitureMujocoEnv(gym.Env):
         done = assembled_pairs(self.contract, poses)
         success = len(done) == len(self.contract.should_be_assembled)
         strict = success and len(assembled_pairs(self.contract, poses, strict=True)) == len(done)
-        obs = flatten_observation(self.contract, {"robot_state": self.robot_state(), "parts_poses": poses})
+        obs = self._observation(poses)  # the poses the success checks read, computed once
         info = {"success": success, "success_strict": strict}
         if self._unstable_count() > unstable_before:
             # MuJoCo reset the state to the model's defaults mid-step: the episode cannot go on from there
