@@ -19,7 +19,7 @@ GRAPH = Path(__file__).resolve().parents[1] / "config" / "graph.yaml"  # share/i
 PROFILE = "robot"
 # (name, default, description, choices): each becomes a parameter of every node
 ARGUMENTS = (
-    ("task", "lift", "task the policy acts on: lift | can | square", None),
+    ("task", "lift", "task the policy acts on: lift | can | square | furniture/one_leg", None),
     ("run_dir", "runs/robot", "folder for the nodes' CSV logs, checkpoints and bags", None),
     ("mode", "realtime", "realtime: act at control_rate_hz; lockstep: one command per new observation",
      ["lockstep", "realtime"]),

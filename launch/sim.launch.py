@@ -21,7 +21,7 @@ GRAPH = Path(__file__).resolve().parents[1] / "config" / "graph.yaml"
 PROFILE = "sim"
 # (name, default, description, choices): each becomes a parameter of every node
 ARGUMENTS = (
-    ("task", "lift", "task to simulate, act and learn on: lift | can | square", None),
+    ("task", "lift", "task to simulate, act and learn on: lift | can | square | furniture/one_leg", None),
     ("run_dir", "runs/sim/launch", "folder for the nodes' CSV logs, checkpoints and bags", None),
     ("mode", "lockstep", "lockstep: the sim steps on each command (deterministic); realtime: at control_rate_hz",
      ["lockstep", "realtime"]),

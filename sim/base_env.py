@@ -108,6 +108,7 @@ class FloatingGrippersEnv(gym.Env):
     """Floating Panda-like grippers, one per arm of the robosuite task; subclasses add the scene and the task."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": round(1 / CONTROL_DT)}
+    control_dt: ClassVar[float] = CONTROL_DT  # simulated seconds per env step (the ROS bridge's stamp period)
 
     task: ClassVar[str]
 

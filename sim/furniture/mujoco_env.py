@@ -22,8 +22,9 @@ import numpy as np
 from inril_sim.furniture.contracts import (ACTION_DIM, assembled_pairs, flatten_observation, furniture_spec,
                                            import_furniture_bench, to_furniture_action)
 from inril_sim.furniture.frames import furniture_frames, mat_to_pose_xyzw, pose_to_mat
-from inril_sim.furniture.mujoco_scene import (CAMERAS, GRIPPER_FORCE, IMAGE_SIZE, LEG_NAMES,
-                                              PHYSICS_STEPS_PER_ENV_STEP, TOP_NAME, build_square_table_model)
+from inril_sim.furniture.mujoco_scene import (ARM_JOINTS, CAMERAS, FINGER_JOINTS, GRIPPER_FORCE, IMAGE_SIZE,
+                                              LEG_NAMES, PHYSICS_STEPS_PER_ENV_STEP, TIMESTEP, TOP_NAME,
+                                              build_square_table_model)
 from inril_sim.furniture.osc import OperationalSpaceController
 from inril_sim.furniture.screw import ScrewThreads
 from inril_sim.rotations import canonical_xyzw, xyzw_to_wxyz
@@ -51,6 +52,7 @@ class FurnitureMujocoEnv(gym.Env):
     """One FurnitureBench square-table task (``one_leg`` or ``square_table``) simulated in MuJoCo."""
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    control_dt = TIMESTEP * PHYSICS_STEPS_PER_ENV_STEP  # simulated seconds per env step (0.05, as FurnitureSim)
 
     def __init__(self, furniture: str = "one_leg", randomness: str = "low", render_mode: str | None = None) -> None:
         if furniture not in SQUARE_TABLE_FURNITURE:
@@ -92,6 +94,18 @@ class FurnitureMujocoEnv(gym.Env):
 
     def gripper_width(self) -> float:
         return float(self.data.qpos[self.ids.finger_qpos].sum())
+
+    def finger_qpos(self) -> np.ndarray:
+        """The two finger positions (m); their sum is ``gripper_width``."""
+        return self.data.qpos[self.ids.finger_qpos].copy()
+
+    @staticmethod
+    def joint_names() -> tuple[str, ...]:
+        """The Panda's seven arm joints and two fingers, as franka_ros2 names them on /joint_states."""
+        return (*ARM_JOINTS, *FINGER_JOINTS)
+
+    def joint_positions(self) -> np.ndarray:
+        return self.data.qpos[np.concatenate([self.ids.arm_qpos, self.ids.finger_qpos])].copy()
 
     def part_poses_sim(self) -> np.ndarray:
         """(5, 4, 4) world poses of the top and the four legs."""

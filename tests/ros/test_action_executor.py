@@ -12,10 +12,13 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
 
+from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces as ifc
 from inril_ros.action_executor import ActionExecutor
 from inril_ros.convert import actions_to_trajectory, pose_stamped, time_to_s, trajectory_to_actions
 from ros_helpers import spin_until
+
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
 
 DT = 0.05
 T0 = 10.0
@@ -45,7 +48,7 @@ class Bench:
                                and self.driver.count_publishers(ifc.COMMAND) > 0), "executor did not connect"
 
     def _on_command(self, msg: JointTrajectory) -> None:
-        actions, _ = trajectory_to_actions(msg)
+        actions, _ = trajectory_to_actions(msg, AXIS_ANGLE)
         assert actions.shape == (1, 7)
         self.commands.append((time_to_s(msg.header.stamp), actions[0]))
 
@@ -59,7 +62,7 @@ class Bench:
         self.eef_pub.publish(pose_stamped(EEF, [1.0, 0.0, 0.0, 0.0], t, "world"))
 
     def chunk(self, actions: np.ndarray, stamp: float) -> None:
-        self.chunk_pub.publish(actions_to_trajectory(actions, stamp, DT))
+        self.chunk_pub.publish(actions_to_trajectory(actions, stamp, DT, AXIS_ANGLE))
 
     def destroy(self) -> None:
         self.executor.shutdown()

@@ -6,6 +6,7 @@ import pytest
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from inril_core.safety import ACTION_NAMES
 from inril_ros.convert import (
     MessageError,
     actions_to_trajectory,
@@ -15,11 +16,13 @@ from inril_ros.convert import (
     trajectory_to_actions,
 )
 
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
+
 
 def test_chunk_round_trips_through_joint_trajectory() -> None:
     actions = np.random.default_rng(0).uniform(-1, 1, (4, 7))
-    msg = actions_to_trajectory(actions, stamp_s=12.5, dt=0.05)
-    back, offsets = trajectory_to_actions(msg)
+    msg = actions_to_trajectory(actions, stamp_s=12.5, dt=0.05, names=AXIS_ANGLE)
+    back, offsets = trajectory_to_actions(msg, AXIS_ANGLE)
     np.testing.assert_allclose(back, actions)
     np.testing.assert_allclose(offsets, [0.0, 0.05, 0.1, 0.15])
     assert time_to_s(msg.header.stamp) == 12.5
@@ -27,16 +30,16 @@ def test_chunk_round_trips_through_joint_trajectory() -> None:
 
 def test_reordered_joint_names_are_put_back_in_action_order() -> None:
     actions = np.arange(7, dtype=float)[None]
-    msg = actions_to_trajectory(actions, 0.0, 0.05)
+    msg = actions_to_trajectory(actions, 0.0, 0.05, AXIS_ANGLE)
     msg.joint_names = list(reversed(msg.joint_names))
     msg.points[0].positions = list(reversed(msg.points[0].positions))
-    np.testing.assert_array_equal(trajectory_to_actions(msg)[0], actions)
+    np.testing.assert_array_equal(trajectory_to_actions(msg, AXIS_ANGLE)[0], actions)
 
 
 def test_trajectory_with_unknown_names_is_refused() -> None:
     msg = JointTrajectory(joint_names=["a", "b"])
-    with pytest.raises(MessageError, match="not the action names"):
-        trajectory_to_actions(msg)
+    with pytest.raises(MessageError, match="not the task.s action names"):
+        trajectory_to_actions(msg, AXIS_ANGLE)
 
 
 def test_time_conversion_keeps_nanoseconds() -> None:

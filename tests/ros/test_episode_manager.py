@@ -18,11 +18,14 @@ from ros_helpers import spin_until
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
+from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces
 from inril_ros.convert import actions_to_trajectory, json_msg, json_payload, time_to_s
 from inril_ros.episode_manager import EpisodeManager
 from inril_ros.sim_bridge import SimBridge
 from inril_sim.scene import CONTROL_DT
+
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
 
 TIMEOUT_S = 20.0
 MAX_STEPS = 10
@@ -52,7 +55,7 @@ class Graph:
         if self.act_limit is not None and self.commands >= self.act_limit:
             return
         self.commands += 1
-        self.command_pub.publish(actions_to_trajectory(UP, time_to_s(obs.header.stamp), CONTROL_DT))
+        self.command_pub.publish(actions_to_trajectory(UP, time_to_s(obs.header.stamp), CONTROL_DT, AXIS_ANGLE))
 
     def wait_for(self, state: str, count: int = 1) -> list[dict]:
         """The records of ``state`` once ``count`` of them have arrived."""

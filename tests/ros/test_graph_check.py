@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
+import pytest
 from typer.testing import CliRunner
 
 from inril_core.cli import app
@@ -22,15 +24,14 @@ INRIL = Path(sys.executable).parent / "inril"
 CHECK_TIMEOUT_S = 300  # pre-training two epochs, then the graph (about 15 s on an idle 2-core machine)
 
 
-def test_sim_check_runs_one_episode_through_the_whole_graph(tmp_path: Path, ros_env: dict) -> None:
+def _run_check(tmp_path: Path, ros_env: dict, args: list[str]) -> tuple[Path, str]:
+    """`inril sim --check ARGS` in its own run dir; asserts it passed and left no process running."""
     run_dir = tmp_path / "run"
-    small = [f"demos.path={tmp_path / 'demos'}", "demos.n=4", f"pretrain.run_dir={tmp_path / 'pretrain'}",
-             "pretrain.max_epochs=2", "pretrain.eval_episodes=1", "train.eval_n_envs=1"]
     # no ROS_DOMAIN_ID: `inril sim` claims a domain of its own, as for a user, so the graph never meets nodes that
     # in-process tests of this pytest process left in its domain (a stale /inril/learner answering the lifecycle
     # services of the real one stalled the check when test_learner_node ran first)
     env = {key: value for key, value in ros_env.items() if key != "ROS_DOMAIN_ID"}
-    proc = subprocess.Popen([str(INRIL), "sim", "--check", *small, "--run-dir", str(run_dir)], env=env,
+    proc = subprocess.Popen([str(INRIL), "sim", "--check", *args, "--run-dir", str(run_dir)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: set[int] = set()  # every process the supervisor started, to prove none outlives it
     deadline = time.monotonic() + CHECK_TIMEOUT_S
@@ -47,15 +48,54 @@ def test_sim_check_runs_one_episode_through_the_whole_graph(tmp_path: Path, ros_
         output = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0, output
     assert "check passed in" in output
+    assert len(seen) >= 7
+    left = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"processes left running after the check: {left}"
+    return run_dir, output
+
+
+def _episodes(run_dir: Path) -> list[dict]:
     with (run_dir / "episodes.csv").open() as f:
-        episodes = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def test_sim_check_runs_one_episode_through_the_whole_graph(tmp_path: Path, ros_env: dict) -> None:
+    small = [f"demos.path={tmp_path / 'demos'}", "demos.n=4", f"pretrain.run_dir={tmp_path / 'pretrain'}",
+             "pretrain.max_epochs=2", "pretrain.eval_episodes=1", "train.eval_n_envs=1"]
+    run_dir, _ = _run_check(tmp_path, ros_env, small)
+    episodes = _episodes(run_dir)
     assert len(episodes) == 1 and episodes[0]["outcome"] in ("success", "timeout")
     assert 0 < int(episodes[0]["length"]) <= 30  # the check's short time limit reached the sim
     assert {p.stem for p in (run_dir / "logs").glob("*.log")} == {n.name for n in load_graph().nodes_for("sim")}
     assert "## Episodes" in (run_dir / "report.md").read_text()
-    assert len(seen) >= 7
-    left = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    assert not left, f"processes left running after the check: {left}"
+
+
+@pytest.mark.parametrize("mode", ["lockstep", "realtime"])
+def test_sim_check_runs_furniture_one_leg_through_the_whole_graph(tmp_path: Path, ros_env: dict, mode: str) -> None:
+    """FurnitureBench's one_leg (the MuJoCo port) through the same graph: 49-D observation from five part poses and
+    the end-effector twist, 8-D delta-pose commands through the quaternion safety filter; the stored episode holds
+    the observations the policy acted on. The demos are random (the graph, not the policy, is under test) so the
+    test need not run the scripted expert."""
+    from inril_core.episodes.store import Episode, EpisodeStore
+
+    rng = np.random.default_rng(0)
+    store = EpisodeStore(tmp_path / "demos")
+    for _ in range(2):
+        actions = np.concatenate([rng.uniform(-0.01, 0.01, (24, 3)), np.tile([0, 0, 0, 1.0], (24, 1)),
+                                  rng.choice([-1.0, 1.0], (24, 1))], axis=1)
+        store.append(Episode(rng.normal(size=(24, 49)), actions, np.zeros(24),
+                             {"task": "furniture/one_leg", "source": "scripted", "success": True}))
+    small = ["task=furniture/one_leg", f"demos.path={tmp_path / 'demos'}", f"pretrain.run_dir={tmp_path / 'pre'}",
+             "pretrain.max_epochs=1", "pretrain.eval_episodes=1", "train.eval_n_envs=1", "env.max_episode_steps=30",
+             "policy.denoiser.channels=[8,16]", "policy.n_steps=4", "rl.ft_denoising_steps=2"]
+    run_dir, _ = _run_check(tmp_path, ros_env, [*small, "--mode", mode])
+    episodes = _episodes(run_dir)
+    assert len(episodes) == 1 and 0 < int(episodes[0]["length"]) <= 30
+    stored = EpisodeStore(run_dir / "episodes")
+    assert len(stored) == 1
+    episode = stored[0]
+    assert episode.observations.shape[1] == 49 and episode.actions.shape[1] == 8
+    np.testing.assert_allclose(np.linalg.norm(episode.actions[:, 3:7], axis=1), 1.0, atol=1e-6)  # filtered: unit
 
 
 def test_sim_refuses_an_unknown_mode_before_starting_anything(tmp_path: Path) -> None:

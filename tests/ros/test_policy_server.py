@@ -25,12 +25,15 @@ from inril_core.checkpoint import load_latest, save_checkpoint
 from inril_core.config import config_dir, load_config
 from inril_core.episodes.store import Episode, EpisodeStore
 from inril_core.rl.dppo import DPPO
+from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces as ifc
 from inril_ros.convert import json_msg, joint_state, pose_array, pose_stamped, time_to_s, trajectory_to_actions
 from inril_ros.policy_server import PolicyServer
 from inril_sim.layout import flat_observation
 from inril_sim.rotations import xyzw_to_wxyz
 from ros_helpers import spin_until
+
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
 
 H = 4        # policy.act_steps of the tiny policy
 DT = 0.05    # control_rate_hz 20
@@ -175,7 +178,7 @@ def test_complete_observation_gets_a_chunk_of_h_points_stamped_with_its_time(gra
     graph.episode(0, "running", start_stamp=T0)
     t = graph.observe(0)
     assert graph.spin_until(lambda: graph.chunks)
-    actions, offsets = trajectory_to_actions(graph.chunks[0])
+    actions, offsets = trajectory_to_actions(graph.chunks[0], AXIS_ANGLE)
     assert time_to_s(graph.chunks[0].header.stamp) == pytest.approx(t, abs=1e-9)
     assert actions.shape == (H, 7) and np.isfinite(actions).all()
     np.testing.assert_allclose(offsets, np.arange(H) * DT, atol=1e-9)
@@ -265,7 +268,7 @@ def test_transitions_carry_episode_version_and_next_obs_and_the_end_flags_last(g
     np.testing.assert_allclose(first.obs, expected_obs(0), atol=1e-6)
     np.testing.assert_allclose(first.next_obs, expected_obs(H), atol=1e-6)
     assert first.actions.shape == (H, 7) and first.chain.shape == (3, 4, 7)  # K' + 1 chain entries
-    np.testing.assert_allclose(first.actions, trajectory_to_actions(graph.chunks[0])[0], atol=1e-6)
+    np.testing.assert_allclose(first.actions, trajectory_to_actions(graph.chunks[0], AXIS_ANGLE)[0], atol=1e-6)
     end_step = 2 * H + 2
     graph.episode(7, "ended", start_stamp=T0, end_stamp=T0 + end_step * DT)
     run_steps(graph, range(2 * H + 1, end_step + 1))

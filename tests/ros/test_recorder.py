@@ -21,12 +21,15 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from inril_core.episodes.store import EpisodeStore
+from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces
 from inril_ros.convert import actions_to_trajectory, joint_state, json_msg, pose_array, pose_stamped
 from inril_ros.recorder import Recorder, bag_segments, build_episode, read_bag, topic_qos
 from inril_sim.layout import flat_observation
 from inril_sim.rotations import xyzw_to_wxyz
 from ros_helpers import spin_until, stop_process
+
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
 
 DT = 0.05
 QUAT = np.array([0.0, 0.0, 0.0, 1.0])  # xyzw identity
@@ -99,7 +102,7 @@ def test_ended_episode_is_a_readable_bag_and_a_stored_episode(ros_context, execu
     for k in range(5):
         for topic, msg in _observation_messages(k).items():
             probe.publish(topic, msg)
-        command = actions_to_trajectory(actions[k:k + 1], k * DT, DT)
+        command = actions_to_trajectory(actions[k:k + 1], k * DT, DT, AXIS_ANGLE)
         probe.publish(interfaces.COMMAND, command)
         probe.publish(interfaces.STEP_INFO, json_msg({"stamp": (k + 1) * DT, "step": k + 1,
                                                       "reward": float(k == 4), "success": k == 4}))
@@ -136,7 +139,7 @@ def test_messages_of_the_next_episode_that_come_before_its_record_go_to_its_bag(
     probe.wait_matched(probe.pubs, timeout_s=10.0)
 
     def step(k: int) -> None:  # command for observation k, then the step_info and observation it produces
-        probe.publish(interfaces.COMMAND, actions_to_trajectory(np.full((1, 7), k / 10), k * DT, DT))
+        probe.publish(interfaces.COMMAND, actions_to_trajectory(np.full((1, 7), k / 10), k * DT, DT, AXIS_ANGLE))
         probe.publish(interfaces.STEP_INFO, json_msg({"stamp": (k + 1) * DT, "reward": float(k)}))
         for topic, msg in _observation_messages(k + 1).items():
             probe.publish(topic, msg)
@@ -195,7 +198,7 @@ def test_a_stored_episode_then_one_not_stored_are_both_logged(ros_context, execu
     spin_until(executor, lambda: False, 0.2)
     for topic, msg in _observation_messages(0).items():
         probe.publish(topic, msg)
-    probe.publish(interfaces.COMMAND, actions_to_trajectory(np.zeros((1, 7)), 0.0, DT))
+    probe.publish(interfaces.COMMAND, actions_to_trajectory(np.zeros((1, 7)), 0.0, DT, AXIS_ANGLE))
     spin_until(executor, lambda: False, 0.2)
     probe.publish(interfaces.EPISODE, _episode(1, "ended", outcome="timeout", end_stamp=DT))
     spin_until(executor, lambda: False, 0.5)
@@ -219,7 +222,7 @@ def test_stop_during_the_end_grace_stores_the_ended_episode(ros_context, executo
     spin_until(executor, lambda: False, 0.2)
     for topic, msg in _observation_messages(0).items():
         probe.publish(topic, msg)
-    probe.publish(interfaces.COMMAND, actions_to_trajectory(np.zeros((1, 7)), 0.0, DT))
+    probe.publish(interfaces.COMMAND, actions_to_trajectory(np.zeros((1, 7)), 0.0, DT, AXIS_ANGLE))
     probe.publish(interfaces.EPISODE, _episode(5, "ended", outcome="success", end_stamp=DT))
     spin_until(executor, lambda: False, 0.5)
     assert len(EpisodeStore(tmp_path / "episodes")) == 0  # still inside the 30 s grace
@@ -242,7 +245,7 @@ def test_restart_mid_episode_resumes_its_bag_but_does_not_store_it(ros_context, 
     probe.wait_matched(probe.pubs, timeout_s=10.0)
     for topic, msg in _observation_messages(0).items():
         probe.publish(topic, msg)
-    probe.publish(interfaces.COMMAND, actions_to_trajectory(np.zeros((1, 7)), 0.0, DT))
+    probe.publish(interfaces.COMMAND, actions_to_trajectory(np.zeros((1, 7)), 0.0, DT, AXIS_ANGLE))
     spin_until(executor, lambda: False, 0.3)
     probe.publish(interfaces.EPISODE, _episode(4, "ended", outcome="success"))
     assert spin_until(executor, lambda: (tmp_path / "recorder.csv").exists(), 10.0), "the episode never closed"
@@ -283,7 +286,7 @@ def test_reward_of_a_step_is_the_step_info_the_command_caused() -> None:
     messages = []
     for k in range(3):
         messages += [(topic, 0, msg) for topic, msg in _observation_messages(k).items()]
-        messages.append((interfaces.COMMAND, 0, actions_to_trajectory(np.full((1, 7), k / 10), k * DT, DT)))
+        messages.append((interfaces.COMMAND, 0, actions_to_trajectory(np.full((1, 7), k / 10), k * DT, DT, AXIS_ANGLE)))
         messages.append((interfaces.STEP_INFO, 0, json_msg({"stamp": (k + 1) * DT, "reward": 10.0 ** k})))
     messages.append((interfaces.STEP_INFO, 0, String(data="not json")))
     episode = build_episode(messages, "lift", {})
@@ -297,7 +300,7 @@ def test_command_answering_the_final_observation_is_not_a_step() -> None:
     messages = []
     for k in range(3):
         messages += [(topic, 0, msg) for topic, msg in _observation_messages(k).items()]
-        messages.append((interfaces.COMMAND, 0, actions_to_trajectory(np.full((1, 7), k / 10), k * DT, DT)))
+        messages.append((interfaces.COMMAND, 0, actions_to_trajectory(np.full((1, 7), k / 10), k * DT, DT, AXIS_ANGLE)))
     episode = build_episode(messages, "lift", {}, end_ns=int(round(2 * DT * 1e9)))
     np.testing.assert_allclose(episode.actions[:, 0], [0.0, 0.1], rtol=1e-6)
 

@@ -20,10 +20,13 @@ from std_msgs.msg import Bool, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces
 from inril_ros.convert import actions_to_trajectory
 from inril_ros.safety_monitor import SafetyMonitor
 from ros_helpers import spin_until
+
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
 
 TIMEOUT_S = 1.0
 
@@ -167,7 +170,7 @@ def test_required_node_never_heard_latches_after_the_startup_grace(graph) -> Non
 def test_chunk_deadline_is_armed_only_while_an_episode_runs(graph) -> None:
     probe = graph(heartbeat_timeout_s=0.0, chunk_deadline_s=TIMEOUT_S)
     assert probe.wait_estop(False)
-    probe.chunk_pub.publish(actions_to_trajectory([[0.0] * 7], 0.0, 0.05))
+    probe.chunk_pub.publish(actions_to_trajectory([[0.0] * 7], 0.0, 0.05, AXIS_ANGLE))
     probe.spin_for(2.0 * TIMEOUT_S)
     assert probe.estop[-1] is False, f"chunk silence outside an episode latched: {probe.monitor.cause}"
 

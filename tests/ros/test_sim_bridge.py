@@ -18,12 +18,15 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces
 from inril_ros.convert import actions_to_trajectory, json_payload, pose_to_arrays, time_to_s
 from inril_ros.sim_bridge import SimBridge
 from inril_sim.layout import flat_observation
 from inril_sim.rotations import xyzw_to_wxyz
 from inril_sim.scene import CONTROL_DT
+
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
 
 TIMEOUT_S = 20.0
 UP = np.array([[0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
@@ -75,7 +78,7 @@ class Probe:
         return reply
 
     def command(self, actions: np.ndarray, stamp_s: float) -> None:
-        self.command_pub.publish(actions_to_trajectory(actions, stamp_s, CONTROL_DT))
+        self.command_pub.publish(actions_to_trajectory(actions, stamp_s, CONTROL_DT, AXIS_ANGLE))
 
     def spin_for(self, seconds: float) -> None:
         spin_until(self.executor, lambda: False, seconds)

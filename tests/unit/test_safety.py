@@ -118,3 +118,91 @@ def test_unknown_task_names_the_file_and_the_fix() -> None:
 def test_limits_with_an_empty_box_are_refused() -> None:
     with pytest.raises(ValueError, match="min < max"):
         SafetyLimits(np.ones(3), np.zeros(3), 0.05, 0.5, 0.05, 0.5)
+
+
+# -- FurnitureBench's delta-pose convention (rotation: quaternion) -------------------------------------------------
+
+QUAT_LIMITS = SafetyLimits(workspace_min_m=np.array([0.3, -0.55, 0.005]), workspace_max_m=np.array([0.8, 0.55, 0.4]),
+                           max_step_m=0.1, max_rotation_rad=0.5, pos_scale_m=1.0, rot_scale_rad=1.0,
+                           rotation="quaternion")
+QUAT_CENTRE = np.array([0.5, 0.0, 0.2])
+
+
+def _rotation_angle(quat_xyzw: np.ndarray) -> float:
+    return 2.0 * float(np.arctan2(np.linalg.norm(quat_xyzw[:3]), abs(quat_xyzw[3])))
+
+
+def test_quaternion_hold_is_the_identity_rotation_with_the_gripper_kept() -> None:
+    np.testing.assert_array_equal(hold_action("quaternion"), [0, 0, 0, 0, 0, 0, 1, 0])
+    safe, report = filter_action(np.full(8, np.nan), QUAT_CENTRE, QUAT_LIMITS)
+    assert report.rejected
+    np.testing.assert_array_equal(safe, hold_action("quaternion"))
+
+
+def test_quaternion_rotation_beyond_the_limit_is_shortened_about_the_same_axis() -> None:
+    axis = np.array([1.0, 2.0, 2.0]) / 3.0
+    angle = 1.2
+    action = np.concatenate([[0.0, 0.0, 0.0], axis * np.sin(angle / 2), [np.cos(angle / 2)], [1.0]])
+    safe, report = filter_action(action, QUAT_CENTRE, QUAT_LIMITS)
+    assert report.rotation_scaled and not report.step_scaled
+    assert _rotation_angle(safe[3:7]) == pytest.approx(0.5)
+    np.testing.assert_allclose(safe[3:6] / np.linalg.norm(safe[3:6]), axis)
+    assert safe[7] == 1.0
+
+
+def test_quaternion_and_its_negative_are_filtered_to_the_same_short_rotation() -> None:
+    quat = np.array([0.0, 0.0, np.sin(0.1), np.cos(0.1)])  # 0.2 rad about z
+    a, ra = filter_action(np.concatenate([[0.01, 0, 0], quat, [0.0]]), QUAT_CENTRE, QUAT_LIMITS)
+    b, rb = filter_action(np.concatenate([[0.01, 0, 0], -quat, [0.0]]), QUAT_CENTRE, QUAT_LIMITS)
+    np.testing.assert_allclose(a, b)
+    assert not (ra.rotation_scaled or rb.rotation_scaled)
+
+
+def test_quaternion_without_a_direction_sends_no_rotation() -> None:
+    safe, report = filter_action(np.array([0.02, 0, 0, 0, 0, 0, 0, -1.0]), QUAT_CENTRE, QUAT_LIMITS)
+    assert report.rotation_scaled and "no direction" in report.changes[0]
+    np.testing.assert_array_equal(safe, [0.02, 0, 0, 0, 0, 0, 1, -1.0])
+
+
+def test_quaternion_translation_is_limited_in_metres_and_kept_in_the_box() -> None:
+    safe, report = filter_action(np.array([0.3, 0, 0, 0, 0, 0, 1, 0]), QUAT_CENTRE, QUAT_LIMITS)
+    assert report.step_scaled and safe[0] == pytest.approx(0.1)
+    low = np.array([0.5, 0.0, 0.01])
+    safe, report = filter_action(np.array([0, 0, -0.05, 0, 0, 0, 1, 0]), low, QUAT_LIMITS)
+    assert report.workspace_clipped and low[2] + safe[2] == pytest.approx(0.005)
+
+
+def test_a_seven_d_action_is_refused_by_the_quaternion_filter() -> None:
+    with pytest.raises(ValueError, match=r"shape \(8,\) \(dx, dy, dz, qx, qy, qz, qw, gripper\)"):
+        filter_action(np.zeros(7), QUAT_CENTRE, QUAT_LIMITS)
+
+
+def test_one_leg_box_is_furniture_benchs_controller_limits() -> None:
+    from furniture_bench.config import config
+
+    limits = load_limits("furniture/one_leg")
+    box = np.asarray(config["robot"]["position_limits"], dtype=float)
+    np.testing.assert_array_equal(limits.workspace_min_m, box[:, 0])
+    np.testing.assert_array_equal(limits.workspace_max_m, box[:, 1])
+    assert limits.rotation == "quaternion" and limits.pos_scale_m == 1.0
+
+
+def test_the_one_leg_expert_is_never_slowed_by_the_sim_limits() -> None:
+    """In sim the filter must leave the scripted expert's large goal-chasing deltas alone (only the workspace clip,
+    which FurnitureBench's controller applies to its goal anyway), or graph rollouts would not be the env's."""
+    from inril_sim.furniture.expert import FurnitureExpert
+    from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
+
+    limits, env, expert = load_limits("furniture/one_leg"), FurnitureMujocoEnv("one_leg"), FurnitureExpert(seed=2)
+    try:
+        obs, _ = env.reset(seed=2)
+        for _ in range(700):
+            action = expert.act(obs)
+            _, report = filter_action(action, obs[:3].astype(np.float64), limits)
+            assert not (report.rejected or report.step_scaled or report.rotation_scaled), report.changes
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+        assert terminated  # the whole assembly, every phase of the expert, was checked
+    finally:
+        env.close()

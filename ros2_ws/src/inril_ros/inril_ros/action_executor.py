@@ -4,7 +4,8 @@ For an observation time ``t`` it sends point ``k = round((t - stamp) * control_r
 In lock-step the trigger is each new end-effector pose stamp, and a ``t`` no chunk covers yet waits for the chunk
 (the sim does not step until then); in real time a steady wall timer triggers, ``t`` is the newest pose stamp, and
 no covering chunk or a stale observation means the hold action (zero motion, gripper unchanged). Every command
-passes ``inril_core.safety.filter_action``; a latched ``/inril/estop`` true silences the executor entirely.
+passes ``inril_core.safety.filter_action`` with the task's limits and action convention (config/safety.yaml); a
+latched ``/inril/estop`` true silences the executor entirely.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from trajectory_msgs.msg import JointTrajectory
 from inril_core.safety import filter_action, hold_action, load_limits
 from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, pose_to_arrays, trajectory_to_actions, stamp_ns
+from inril_ros.task_io import task_io
 from inril_ros.runtime import (
     CsvLog,
     ThrottledLog,
@@ -49,12 +51,17 @@ class ActionExecutor(Node):
         self._dt = 1.0 / self._rate
         self._stale_ns = int(get("stale_after_s") * 1e9)
         self._limits = load_limits(get("task"), get("safety_file") or None)
+        self._names = task_io(get("task")).action_names
+        if self._limits.action_names != self._names:
+            raise ValueError(f"the safety limits of task {get('task')} are for {self._limits.rotation} actions "
+                             f"({', '.join(self._limits.action_names)}), the task's actions are "
+                             f"{', '.join(self._names)}: set workspace.{get('task')}.rotation in the safety file")
         self._log = CsvLog(get("run_dir"), "executor", ["t", "k", "held", "filtered", "jitter_s", "wall_time"])
         # in lift the workspace floor clips most descents to the cube (as the env clips its own goal): one line per
         # 5 s; every command's filtered flag is in executor.csv
         self._log_filtered = ThrottledLog(self.get_logger().warning)
 
-        self._chunk: tuple[int, np.ndarray] | None = None   # newest chunk: (stamp ns, actions (n, 7))
+        self._chunk: tuple[int, np.ndarray] | None = None   # newest chunk: (stamp ns, actions (n, A))
         self._eef: tuple[int, np.ndarray] | None = None     # newest end-effector pose: (stamp ns, position)
         self._waiting: int | None = None                    # lock-step: observation time not commanded yet
         self._estop = False
@@ -90,7 +97,7 @@ class ActionExecutor(Node):
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         try:
-            actions, _ = trajectory_to_actions(msg)
+            actions, _ = trajectory_to_actions(msg, self._names)
         except MessageError as error:
             self.get_logger().error(f"{ifc.ACTION_CHUNK}: {error}; chunk dropped")
             return
@@ -145,7 +152,7 @@ class ActionExecutor(Node):
         stale = self.get_clock().now().nanoseconds - t > self._stale_ns
         k, action = self._point(t)
         if stale or action is None:
-            self._send(t, k, hold_action(), held=True, jitter=jitter)
+            self._send(t, k, hold_action(self._limits.rotation), held=True, jitter=jitter)
         else:
             self._send(t, k, action, held=False, jitter=jitter)
 
@@ -156,7 +163,7 @@ class ActionExecutor(Node):
             self.get_logger().error(f"command for {t * 1e-9:.3f} s (chunk point {k}) held: {report.reason}")
         elif report.changed:
             self._log_filtered(f"command for {t * 1e-9:.3f} s filtered: {'; '.join(report.changes)}")
-        self._command_pub.publish(actions_to_trajectory(safe[None], t * 1e-9, self._dt))
+        self._command_pub.publish(actions_to_trajectory(safe[None], t * 1e-9, self._dt, self._names))
         self.commands_sent += 1
         self.holds_sent += int(held)
         self._log.write({"t": t * 1e-9, "k": k, "held": int(held), "filtered": int(report.changed),

@@ -11,12 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import Pose, PoseArray, PoseStamped
+from geometry_msgs.msg import Pose, PoseArray, PoseStamped, TwistStamped
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-
-from inril_ros.interfaces import ACTION_NAMES
 
 
 class MessageError(ValueError):
@@ -71,6 +69,15 @@ def pose_array(poses: Sequence[tuple[Sequence[float], Sequence[float]]], stamp_s
     return msg
 
 
+def twist_stamped(linear: Sequence[float], angular: Sequence[float], stamp_s: float, frame: str) -> TwistStamped:
+    msg = TwistStamped()
+    msg.header.stamp = s_to_time(stamp_s)
+    msg.header.frame_id = frame
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
+    msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in angular)
+    return msg
+
+
 def joint_state(names: Sequence[str], positions: Sequence[float], stamp_s: float) -> JointState:
     msg = JointState()
     msg.header.stamp = s_to_time(stamp_s)
@@ -79,28 +86,31 @@ def joint_state(names: Sequence[str], positions: Sequence[float], stamp_s: float
     return msg
 
 
-def actions_to_trajectory(actions: np.ndarray, stamp_s: float, dt: float, frame: str = "") -> JointTrajectory:
-    """(n, 7) actions -> JointTrajectory stamped ``stamp_s``; point k is due at ``stamp_s + k * dt``."""
+def actions_to_trajectory(actions: np.ndarray, stamp_s: float, dt: float, names: Sequence[str],
+                          frame: str = "") -> JointTrajectory:
+    """(n, A) actions with components ``names`` -> JointTrajectory stamped ``stamp_s``; point k is due at
+    ``stamp_s + k * dt``."""
     actions = np.asarray(actions, dtype=np.float64)
-    if actions.ndim != 2 or actions.shape[1] != len(ACTION_NAMES):
-        raise MessageError(f"actions must have shape (n, {len(ACTION_NAMES)}), got {actions.shape}")
+    if actions.ndim != 2 or actions.shape[1] != len(names):
+        raise MessageError(f"actions must have shape (n, {len(names)}) ({', '.join(names)}), got {actions.shape}")
     msg = JointTrajectory()
     msg.header.stamp = s_to_time(stamp_s)
     msg.header.frame_id = frame
-    msg.joint_names = list(ACTION_NAMES)
+    msg.joint_names = list(names)
     msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(k * dt))
                   for k, row in enumerate(actions)]
     return msg
 
 
-def trajectory_to_actions(msg: JointTrajectory) -> tuple[np.ndarray, np.ndarray]:
-    """(actions (n, 7) in ACTION_NAMES order, due offsets (n,) in s); a malformed message raises MessageError."""
+def trajectory_to_actions(msg: JointTrajectory, expected: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(actions (n, A) in the order of the action names ``expected``, due offsets (n,) in s); a malformed message,
+    or one for another action convention, raises MessageError."""
     names = list(msg.joint_names)
-    if sorted(names) != sorted(ACTION_NAMES):
-        raise MessageError(f"trajectory joint_names {names} are not the action names {list(ACTION_NAMES)}")
+    if sorted(names) != sorted(expected):
+        raise MessageError(f"trajectory joint_names {names} are not the task's action names {list(expected)}")
     if not msg.points:
         raise MessageError("trajectory has no points")
-    order = [names.index(n) for n in ACTION_NAMES]
+    order = [names.index(n) for n in expected]
     rows = []
     for i, point in enumerate(msg.points):
         if len(point.positions) != len(names):

@@ -23,8 +23,11 @@ NAMESPACE = "/inril"
 # -- robot / sim side: what the drivers (or sim_bridge) publish ---------------------------------------------------
 JOINT_STATES = "/joint_states"              # sensor_msgs/JointState: arm joints where the backend has them
 EEF_POSE = "/inril/robot/eef_pose"          # geometry_msgs/PoseStamped, base frame (real: franka current_pose)
+EEF_TWIST = "/inril/robot/eef_twist"        # geometry_msgs/TwistStamped, base frame: tasks whose observation has
+                                            # the end-effector velocity (FurnitureBench's robot_state)
 GRIPPER_STATE = "/inril/robot/gripper"      # sensor_msgs/JointState: the two finger positions (m)
-OBJECT_POSES = "/inril/objects/poses"       # geometry_msgs/PoseArray: task objects in the task's order
+OBJECT_POSES = "/inril/objects/poses"       # geometry_msgs/PoseArray: task objects (FurnitureBench: parts) in the
+                                            # task's order and frame (inril_ros.task_io)
 CLOCK = "/clock"                            # rosgraph_msgs/Clock (sim only)
 # std_msgs/String JSON {stamp, step, episode, reward, success, terminated, truncated} per env step. ``stamp`` is
 # the stamp of the observation the step produced (so a step's reward and the command that caused it are stamped one
@@ -57,9 +60,8 @@ ESTOP_TRIGGER = "/inril/safety_monitor/trigger"  # std_srvs/Trigger: latch the e
 HEARTBEAT = "/inril/heartbeat"               # std_msgs/Header: frame_id = node name, stamp = node clock
 DIAGNOSTICS = "/diagnostics"                 # diagnostic_msgs/DiagnosticArray
 
-# The action vector's components, as JointTrajectory.joint_names of chunks and commands: robosuite OSC_POSE delta
-# (position, axis-angle rotation, both scaled to [-1, 1]) + gripper (+1 close), docs/contracts.md.
-ACTION_NAMES: tuple[str, ...] = ("dx", "dy", "dz", "drx", "dry", "drz", "gripper")
+# The action vector's components, JointTrajectory.joint_names of chunks and commands, depend on the task's action
+# convention: inril_core.safety.ACTION_NAMES, chosen per task by inril_ros.task_io (docs/contracts.md).
 
 # -- QoS ------------------------------------------------------------------------------------------------------------
 # Latched state: a late joiner (a restarted node) gets the latest value at once.
@@ -88,7 +90,7 @@ SENSOR = qos_profile_sensor_data
 # in config/graph.yaml). sim_bridge publishes it reliably and lock-step must never lose an observation, so the sim
 # reads it reliably; franka_ros2 publishes current_pose best effort, which a reliable reader never matches (DDS
 # request/offer), so on the robot the readers ask for best effort, which matches either kind of writer.
-ROBOT_STATE_TOPICS = (JOINT_STATES, EEF_POSE, GRIPPER_STATE)
+ROBOT_STATE_TOPICS = (JOINT_STATES, EEF_POSE, EEF_TWIST, GRIPPER_STATE)
 LATEST_BEST_EFFORT = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                                 durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
 ROBOT_STATE_QOS = {"reliable": LATEST, "best_effort": LATEST_BEST_EFFORT}

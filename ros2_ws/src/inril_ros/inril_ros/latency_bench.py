@@ -47,6 +47,7 @@ from std_msgs.msg import String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from inril_core.config import config_dir
+from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces as ifc
 from inril_ros.convert import (
     actions_to_trajectory,
@@ -61,6 +62,7 @@ from inril_ros.supervisor import die_with_parent, claim_domain_id, clean_fastdds
 DEFAULT_OUT = Path("docs/benchmarks.md")
 DEFAULT_PRETRAINED = Path("runs/pretrain/lift")  # `inril pretrain task=lift`; a tiny untrained policy otherwise
 TASK = "lift"
+AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # lift's action components
 POLICY_RATE_HZ = 20.0     # lift's control rate: observations reach the policy server at this pace
 EXECUTOR_RATE_HZ = 10.0
 IMAGE_RATE_HZ = 30.0
@@ -815,7 +817,7 @@ def _executor_driver(spec: dict) -> dict:
             stamp = node.get_clock().now().nanoseconds * 1e-9
             eef.publish(pose_stamped(EEF_POS, EEF_QUAT, stamp, "world"))
             if step % 4 == 0:
-                chunk.publish(actions_to_trajectory(np.zeros((4, len(ifc.ACTION_NAMES))), stamp, period))
+                chunk.publish(actions_to_trajectory(np.zeros((4, len(AXIS_ANGLE))), stamp, period, AXIS_ANGLE))
             next_tick = start + (step + 1) * period
             while time.monotonic() < next_tick:
                 role.executor.spin_once(timeout_sec=max(0.0, next_tick - time.monotonic()))

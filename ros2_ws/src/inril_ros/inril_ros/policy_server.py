@@ -1,8 +1,9 @@
 """policy_server: complete observations -> action chunks, transitions for the learner, weight swaps at chunk boundaries.
 
 A lifecycle node (docs/graph.md): configure loads the policy (a pre-training or fine-tuning run directory) and
-fails loudly when there is none; activate starts answering. It assembles the policy's observation from the
-end-effector pose, gripper and object poses only when all three carry the same stamp (one env step, never mixed),
+fails loudly when there is none; activate starts answering. It assembles the policy's observation from the task's
+observation topics (``inril_ros.task_io``: end-effector pose, gripper and object poses, and for FurnitureBench the
+end-effector twist) only when all of them carry the same stamp (one env step, never mixed),
 decides a chunk at an episode's first observation and at the first observation the newest chunk's ``h`` points no
 longer cover, and publishes it stamped with the observation's time. Coverage is judged by stamp, as the executor
 picks points, not by counting observations: the observation subscriptions keep only the newest sample, and when
@@ -24,15 +25,14 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
@@ -42,7 +42,7 @@ from inril_core.checkpoint import file_sha256, load_latest, weights_file
 from inril_core.config import load_config, resolve_device
 from inril_core.rl.dppo import DPPO
 from inril_ros import interfaces as ifc
-from inril_ros.convert import MessageError, actions_to_trajectory, json_msg, json_payload, pose_to_arrays, stamp_ns
+from inril_ros.convert import MessageError, actions_to_trajectory, json_msg, json_payload
 from inril_ros.runtime import (
     CsvLog,
     Heartbeat,
@@ -53,8 +53,7 @@ from inril_ros.runtime import (
     run_node,
     start_heartbeat,
 )
-from inril_sim.layout import flat_observation, obs_layout
-from inril_sim.rotations import xyzw_to_wxyz
+from inril_ros.task_io import BRIDGED_TASKS, message_for, task_io
 
 SAMPLING = ("explore", "deterministic")
 EPISODE_STATES = ("running", "ended", "done")
@@ -125,7 +124,8 @@ class PolicyServer(LifecycleNode):
     # ------------------------------------------------------------------------------------------- parameters
 
     def _declare_parameters(self) -> None:
-        self.declare_parameter("task", "lift", describe("task of the flat observation layout: lift | can | square"))
+        self.declare_parameter("task", "lift", describe(
+            f"task whose observation and action the policy has: {' | '.join(BRIDGED_TASKS)}"))
         self.declare_parameter("policy_dir", "", describe(
             "run directory with checkpoints (pre-training or fine-tuning); empty = the config's train.pretrained"))
         self.declare_parameter("config_overrides", Parameter.Type.STRING_ARRAY, describe(
@@ -190,6 +190,7 @@ class PolicyServer(LifecycleNode):
     def _configure(self) -> None:
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         self._task = get("task")
+        self._io = task_io(self._task)
         self._sampling = get("sampling")
         if self._sampling not in SAMPLING:
             raise ValueError(f"parameter sampling={self._sampling!r}: use one of {SAMPLING}")
@@ -229,13 +230,13 @@ class PolicyServer(LifecycleNode):
             f"horizon {agent.spec['horizon']}, {agent.spec['n_steps']} denoising steps) on {device}")
 
     def _check_agent(self, agent: DiffusionAgent, cfg) -> None:
-        obs_dim = max(s.stop for s in obs_layout(self._task).values())
-        if agent.spec["obs_dim"] != obs_dim:
+        if agent.spec["obs_dim"] != self._io.obs_dim:
             raise ValueError(f"the policy takes {agent.spec['obs_dim']} observation dims but task {self._task} "
-                             f"has {obs_dim}: set the task parameter to the policy's task")
-        if agent.spec["act_dim"] != len(ifc.ACTION_NAMES):
-            raise ValueError(f"the policy has {agent.spec['act_dim']} action dims, the graph's actions are "
-                             f"{len(ifc.ACTION_NAMES)} ({', '.join(ifc.ACTION_NAMES)})")
+                             f"has {self._io.obs_dim}: set the task parameter to the policy's task")
+        names = self._io.action_names
+        if agent.spec["act_dim"] != len(names):
+            raise ValueError(f"the policy has {agent.spec['act_dim']} action dims, task {self._task}'s actions are "
+                             f"{len(names)} ({', '.join(names)})")
         if cfg.rl.ft_denoising_steps > agent.spec["n_steps"]:
             raise ValueError(f"rl.ft_denoising_steps={cfg.rl.ft_denoising_steps} exceeds the policy's "
                              f"{agent.spec['n_steps']} denoising steps: pass the learner's config_overrides")
@@ -243,9 +244,7 @@ class PolicyServer(LifecycleNode):
     def _reset_state(self, history: int) -> None:
         self._history_size = history
         self._history: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()  # stamp -> (obs, arrival)
-        self._eef: tuple[int, np.ndarray, np.ndarray] | None = None
-        self._gripper: tuple[int, np.ndarray] | None = None
-        self._objects: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._latest: dict[str, tuple[int, np.ndarray]] = {}  # observation topic -> (stamp, values) of its newest
         self._episode: _Episode | None = None
         self._estop = False
         self._announced: dict | None = None     # newest checkpoint announcement not yet loaded
@@ -265,9 +264,10 @@ class PolicyServer(LifecycleNode):
         self._transition_pub = self.create_lifecycle_publisher(UInt8MultiArray, ifc.TRANSITIONS, ifc.STREAM)
         self._lifecycle_pubs = [self._chunk_pub, self._version_pub, self._transition_pub]
         self._subs = [
-            self.create_subscription(PoseStamped, ifc.EEF_POSE, self._on_eef, self._state_qos),
-            self.create_subscription(JointState, ifc.GRIPPER_STATE, self._on_gripper, self._state_qos),
-            self.create_subscription(PoseArray, ifc.OBJECT_POSES, self._on_objects, ifc.LATEST),
+            self.create_subscription(message_for(topic), topic, partial(self._on_observation_part, topic),
+                                     self._state_qos if topic in ifc.ROBOT_STATE_TOPICS else ifc.LATEST)
+            for topic in self._io.observation_topics
+        ] + [
             self.create_subscription(String, ifc.EPISODE, self._on_episode, ifc.EPISODE_RECORDS),
             self.create_subscription(String, ifc.CHECKPOINT, self._on_checkpoint, ifc.LATCHED),
             self.create_subscription(Bool, ifc.ESTOP, self._on_estop, ifc.LATCHED),
@@ -294,12 +294,15 @@ class PolicyServer(LifecycleNode):
 
     # ------------------------------------------------------------------------------------------- observations
 
-    def _on_eef(self, msg: PoseStamped) -> None:
-        position, quat = pose_to_arrays(msg.pose)
-        stamp = stamp_ns(msg.header.stamp)
-        if self._eef is not None and stamp == self._eef[0]:
+    def _on_observation_part(self, topic: str, msg) -> None:
+        try:
+            stamp, values = self._io.read(topic, msg)
+        except MessageError as error:
+            self.get_logger().error(f"{topic}: {error}; message dropped, no observation at its stamp")
+            return
+        if topic == ifc.EEF_POSE and topic in self._latest and stamp == self._latest[topic][0]:
             self._answer_again(stamp)
-        self._eef = (stamp, position, quat)
+        self._latest[topic] = (stamp, values)
         self._on_sample(time.perf_counter())
 
     def _answer_again(self, stamp: int) -> None:
@@ -314,28 +317,12 @@ class PolicyServer(LifecycleNode):
                                    f"{self._chunk_stamp_ns * 1e-9:.3f} s sent again")
             self._chunk_pub.publish(self._chunk_msg)
 
-    def _on_gripper(self, msg: JointState) -> None:
-        if len(msg.position) != 2:
-            self.get_logger().error(f"{ifc.GRIPPER_STATE}: {len(msg.position)} positions, expected the 2 finger "
-                                    "positions; message dropped")
-            return
-        self._gripper = (stamp_ns(msg.header.stamp), np.asarray(msg.position, dtype=np.float64))
-        self._on_sample(time.perf_counter())
-
-    def _on_objects(self, msg: PoseArray) -> None:
-        if not msg.poses:
-            self.get_logger().error(f"{ifc.OBJECT_POSES}: no poses, expected the task's objects; message dropped")
-            return
-        position, quat = pose_to_arrays(msg.poses[0])  # the flat observation describes the task's first object
-        self._objects = (stamp_ns(msg.header.stamp), position, quat)
-        self._on_sample(time.perf_counter())
-
     def _on_sample(self, arrived: float) -> None:
-        """Build the observation once eef pose, gripper and object poses carry one stamp (one env step)."""
-        if self._eef is None or self._gripper is None or self._objects is None:
+        """Build the observation once every observation topic carries one stamp (one env step)."""
+        if len(self._latest) < len(self._io.observation_topics):
             return
-        stamp = self._eef[0]
-        if stamp != self._gripper[0] or stamp != self._objects[0] or stamp in self._history:
+        stamp = self._latest[ifc.EEF_POSE][0]
+        if any(part_stamp != stamp for part_stamp, _ in self._latest.values()) or stamp in self._history:
             return
         if self._history and stamp < next(reversed(self._history)):
             self._log_out_of_order(  # an old sample completed late: the graph has moved on
@@ -348,16 +335,7 @@ class PolicyServer(LifecycleNode):
                 f"observation at {stamp * 1e-9:.3f} s is {(stamp - now) * 1e-9:.3f} s ahead of this node's clock "
                 f"(max_future_s {self._max_future_ns * 1e-9:g}): refused; check the driver's clock and use_sim_time")
             return
-        fields = {f"{ifc.EEF_POSE} pose.position": self._eef[1], f"{ifc.EEF_POSE} pose.orientation": self._eef[2],
-                  f"{ifc.GRIPPER_STATE} position": self._gripper[1],
-                  f"{ifc.OBJECT_POSES} poses[0].position": self._objects[1],
-                  f"{ifc.OBJECT_POSES} poses[0].orientation": self._objects[2]}
-        bad = [name for name, values in fields.items() if not np.isfinite(values).all()]
-        if bad:
-            self.get_logger().error(f"observation at {stamp * 1e-9:.3f} s refused, NaN/Inf in {', '.join(bad)}")
-            return
-        obs = flat_observation(self._task, self._objects[1], xyzw_to_wxyz(self._objects[2]), self._eef[1],
-                               xyzw_to_wxyz(self._eef[2]), self._gripper[1])
+        obs = self._io.observation({topic: values for topic, (_, values) in self._latest.items()})
         self._history[stamp] = (obs, arrived)
         while len(self._history) > self._history_size:
             self._history.popitem(last=False)
@@ -395,7 +373,7 @@ class PolicyServer(LifecycleNode):
             return
         self._chunk_index = 0 if first else self._chunk_index + 1
         self._chunk_episode, self._chunk_stamp_ns = episode.episode, stamp
-        self._chunk_msg = actions_to_trajectory(actions, stamp * 1e-9, self._dt)
+        self._chunk_msg = actions_to_trajectory(actions, stamp * 1e-9, self._dt, self._io.action_names)
         self._chunk_pub.publish(self._chunk_msg)
         self._latency_log.write({"stamp": stamp * 1e-9, "episode": episode.episode, "chunk": self._chunk_index,
                                  "version": self._version, "latency_s": time.perf_counter() - arrived,

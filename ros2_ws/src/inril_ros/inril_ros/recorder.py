@@ -60,10 +60,8 @@ from rosbags.typesys import Stores, get_typestore
 from std_msgs.msg import String
 
 from inril_core.episodes.store import SOURCES, Episode, EpisodeStore
-from inril_sim.layout import flat_observation
-from inril_sim.rotations import xyzw_to_wxyz
 from inril_ros import interfaces
-from inril_ros.convert import MessageError, json_payload, pose_to_arrays, trajectory_to_actions, stamp_ns
+from inril_ros.convert import MessageError, json_payload, trajectory_to_actions, stamp_ns
 from inril_ros.runtime import (
     CsvLog,
     declare_heartbeat_hz,
@@ -73,6 +71,7 @@ from inril_ros.runtime import (
     start_heartbeat,
     steady_clock,
 )
+from inril_ros.task_io import task_io
 
 NODE_NAME = "recorder"
 SEGMENT_PREFIX = "segment_"
@@ -83,6 +82,7 @@ CSV_FIELDS = ("wall_time", "episode", "bag", "segments", "messages", "steps", "s
 TOPIC_TYPES: dict[str, str] = {
     interfaces.JOINT_STATES: "sensor_msgs/msg/JointState",
     interfaces.EEF_POSE: "geometry_msgs/msg/PoseStamped",
+    interfaces.EEF_TWIST: "geometry_msgs/msg/TwistStamped",
     interfaces.GRIPPER_STATE: "sensor_msgs/msg/JointState",
     interfaces.OBJECT_POSES: "geometry_msgs/msg/PoseArray",
     interfaces.CLOCK: "rosgraph_msgs/msg/Clock",
@@ -102,7 +102,8 @@ CAMERA_TYPES = {"image_raw": "sensor_msgs/msg/Image", "camera_info": "sensor_msg
 _CAMERA = re.compile(r"^/camera/[^/]+/color/(image_raw|camera_info)$")
 # Types whose serialised form starts with a stamp (std_msgs/Header first): their stamp is read without deserialising.
 STAMPED_TYPES = frozenset({"sensor_msgs/msg/JointState", "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseArray",
-                           "trajectory_msgs/msg/JointTrajectory", "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"})
+                           "geometry_msgs/msg/TwistStamped", "trajectory_msgs/msg/JointTrajectory",
+                           "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"})
 STAMP_TOLERANCE_NS = 1000  # start_stamp / end_stamp are JSON seconds: a message stamp matches them within 1 us
 RECENT = 20  # stamped messages kept per topic for the next episode: a few steps of a fast lock-step graph
 CURRENT_RECORD_SETTLE_S = 0.5  # how long the latched record subscription reads the replayed history for its newest
@@ -207,35 +208,30 @@ def build_episode(messages: list[tuple[str, int, Any]], task: str, metadata: dic
     (without this every stored episode was one step longer than its record said).
 
     Step ``i`` is the command stamped ``t_i`` (the observation time it answers); its observation is the newest
-    complete sample (eef pose, gripper and object poses with one stamp) at or before ``t_i``, built with
-    ``inril_sim.layout.flat_observation``; its reward is the sum of ``step_info`` rewards stamped in
+    complete sample (every observation topic of the task with one stamp: eef pose, gripper, object poses, and the
+    eef twist for FurnitureBench) at or before ``t_i``, built as the policy server builds it
+    (``inril_ros.task_io``); its reward is the sum of ``step_info`` rewards stamped in
     ``(t_i, t_{i+1}]`` (step_info is stamped with the observation the step produced). Malformed messages are
     counted in ``metadata['dropped_messages']``; an episode with no step raises ValueError.
     """
-    samples: dict[int, dict[str, Any]] = {}
+    io = task_io(task)
+    samples: dict[int, dict[str, np.ndarray]] = {}
     commands: dict[int, np.ndarray] = {}
     step_rewards: list[tuple[int, float]] = []
     dropped = 0
     for topic, _, msg in messages:
         try:
-            if topic == interfaces.EEF_POSE:
-                samples.setdefault(stamp_ns(msg.header.stamp), {})["eef"] = pose_to_arrays(msg.pose)
-            elif topic == interfaces.GRIPPER_STATE:
-                if len(msg.position) != 2:
-                    raise MessageError(f"gripper state has {len(msg.position)} positions, expected 2 fingers")
-                samples.setdefault(stamp_ns(msg.header.stamp), {})["gripper"] = np.asarray(msg.position)
-            elif topic == interfaces.OBJECT_POSES:
-                if not msg.poses:
-                    raise MessageError("object poses message has no pose")
-                samples.setdefault(stamp_ns(msg.header.stamp), {})["object"] = pose_to_arrays(msg.poses[0])
+            if topic in io.observation_topics:
+                stamp, values = io.read(topic, msg)
+                samples.setdefault(stamp, {})[topic] = values
             elif topic == interfaces.COMMAND:
-                commands[stamp_ns(msg.header.stamp)] = trajectory_to_actions(msg)[0][0]
+                commands[stamp_ns(msg.header.stamp)] = trajectory_to_actions(msg, io.action_names)[0][0]
             elif topic == interfaces.STEP_INFO:
                 info = json_payload(msg)
                 step_rewards.append((int(round(float(info["stamp"]) * 1e9)), float(info["reward"])))
         except (MessageError, KeyError, TypeError, ValueError):
             dropped += 1
-    complete = sorted(t for t, s in samples.items() if len(s) == 3)
+    complete = sorted(t for t, s in samples.items() if len(s) == len(io.observation_topics))
     step_rewards.sort()
     reward_stamps = [t for t, _ in step_rewards]
     stamps = sorted(t for t in commands if end_ns is None or t < end_ns - STAMP_TOLERANCE_NS)
@@ -244,10 +240,7 @@ def build_episode(messages: list[tuple[str, int, Any]], task: str, metadata: dic
         k = bisect.bisect_right(complete, t) - 1
         if k < 0:
             continue  # a command before any complete observation answers nothing this episode recorded
-        sample = samples[complete[k]]
-        (eef_pos, eef_quat), (obj_pos, obj_quat) = sample["eef"], sample["object"]
-        observations.append(flat_observation(task, obj_pos, xyzw_to_wxyz(obj_quat), eef_pos, xyzw_to_wxyz(eef_quat),
-                                             sample["gripper"]))
+        observations.append(io.observation(samples[complete[k]]))
         actions.append(commands[t])
         end = stamps[i + 1] if i + 1 < len(stamps) else None
         lo = bisect.bisect_right(reward_stamps, t)
@@ -255,8 +248,7 @@ def build_episode(messages: list[tuple[str, int, Any]], task: str, metadata: dic
         rewards.append(sum(r for _, r in step_rewards[lo:hi]))
     if not observations:
         raise ValueError(f"no steps: {len(commands)} commands, {len(complete)} complete observations "
-                         f"({interfaces.EEF_POSE}, {interfaces.GRIPPER_STATE}, {interfaces.OBJECT_POSES} with one "
-                         "stamp) recorded")
+                         f"({', '.join(io.observation_topics)} with one stamp) recorded")
     return Episode(np.asarray(observations), np.asarray(actions), np.asarray(rewards),
                    {**metadata, "task": task, "dropped_messages": dropped})
 
@@ -277,7 +269,8 @@ class Recorder(Node):
         store = declare("episode_store", "", describe(
             "episode store directory; empty = <run_dir>/episodes")).value
         self._task = declare("task", "lift", describe(
-            "task name for the observation layout (inril_sim.layout)")).value
+            "task whose observation the stored episodes hold (inril_ros.task_io); its observation topics are "
+            "always recorded")).value
         self._source = declare("source", "policy", describe(
             f"episode source in the store metadata, one of {', '.join(SOURCES)}")).value
         self._segment_s = declare("segment_s", 5.0, describe(
@@ -291,7 +284,7 @@ class Recorder(Node):
                              "place to go")
         if self._source not in SOURCES:
             raise ValueError(f"recorder: parameter source is {self._source!r}; use one of {', '.join(SOURCES)}")
-        topics = list(dict.fromkeys([*topics, interfaces.EPISODE]))
+        topics = list(dict.fromkeys([*topics, *task_io(self._task).observation_topics, interfaces.EPISODE]))
         types = {topic: topic_type(topic) for topic in topics}  # fails at start on an unknown topic
 
         self._bags = Path(run_dir) / "bags"

@@ -2,12 +2,16 @@
 
 Why it looks like hardware: the rest of the graph (policy server, executor, recorder) must not know whether it
 talks to MuJoCo or to the Franka, so this node publishes the same topics, types and QoS as the robot's drivers
-(docs/graph.md): finger joint states (the floating hand has no arm joints), the end-effector pose, the gripper's
-two finger positions, the task object's pose and, on request, rgb8 camera images. What the real robot lacks is
-added on separate topics: ``/clock`` (the sim is the graph's clock) and ``/inril/sim/step_info`` (reward and
-episode end, which on a robot come from a human label).
+(docs/graph.md): joint states (the fast tasks' floating hand has finger joints only; FurnitureBench's Panda its
+seven arm joints too), the end-effector pose (and, for FurnitureBench, its twist), the gripper's two finger
+positions, the task's object poses (FurnitureBench: every part, in the AprilTag frame, as its real robot's
+AprilTag node reports them) and, on request, rgb8 camera images. What each task publishes is ``inril_ros.task_io``'s
+``env_state``, the numbers the policy server rebuilds the observation from. What the real robot lacks is added on
+separate topics: ``/clock`` (the sim is the graph's clock) and ``/inril/sim/step_info`` (reward and episode end,
+which on a robot come from a human label).
 
-Time: every observation message of one env step carries the same stamp ``tick * control_dt``, where ``tick``
+Time: every observation message of one env step carries the same stamp ``tick * control_dt`` (the env's simulated
+seconds per step, 0.05 for every bridged task), where ``tick``
 counts env steps *and resets* since the bridge started. Counting resets means a new episode's first observation
 is one period after the previous episode's last one, so no two observations ever share a stamp and a node that
 groups messages by stamp cannot mix two episodes. The clock is never reset.
@@ -37,7 +41,7 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
-from geometry_msgs.msg import PoseArray, PoseStamped
+from geometry_msgs.msg import PoseArray, PoseStamped, TwistStamped
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -57,20 +61,13 @@ from inril_ros.convert import (
     s_to_time,
     time_to_s,
     trajectory_to_actions,
+    twist_stamped,
 )
 from inril_ros.runtime import declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
-from inril_sim import FAST_ENVS
-from inril_sim.base_env import GripperTaskEnv
-from inril_sim.layout import N_ARMS
-from inril_sim.rotations import wxyz_to_xyzw
-from inril_sim.scene import CONTROL_DT
+from inril_ros.task_io import BRIDGED_TASKS, task_io
 
-# The graph drives one arm (interfaces.ACTION_NAMES); two-arm tasks (transport) have no ROS bridge.
-BRIDGED_TASKS = tuple(task for task in FAST_ENVS if N_ARMS[task] == 1)
-WORLD_FRAME = "world"
 STAMP_TOLERANCE_S = 1e-6  # a command answers the current observation when their stamps differ by less than this
 SEED_STRIDE = 100_000  # episode seeds are seed * SEED_STRIDE + episode index: runs with different seeds never overlap
-HOLD_ACTION = np.zeros(len(interfaces.ACTION_NAMES))  # zero motion; gripper command 0 leaves the gripper as it is
 MODES = ("lockstep", "realtime")
 
 
@@ -105,7 +102,7 @@ class SimBridge(Node):
         kwargs.setdefault("namespace", interfaces.NAMESPACE)
         super().__init__("sim_bridge", **kwargs)
         self.task = self.declare_parameter(
-            "task", "lift", describe(f"fast inril_sim task to run: one of {', '.join(BRIDGED_TASKS)}")).value
+            "task", "lift", describe(f"inril_sim task to run: one of {', '.join(BRIDGED_TASKS)}")).value
         self.mode = self.declare_parameter(
             "mode", "lockstep", describe("'lockstep': step on each command stamped with the observation time; "
                                          "'realtime': step on a wall timer with the newest command")).value
@@ -117,8 +114,8 @@ class SimBridge(Node):
             describe("episode time limit in env steps; 0 = the task's env.max_episode_steps (config/tasks/)",
                      int_range=(0, 1_000_000))).value
         self.declare_parameter("cameras", Parameter.Type.STRING_ARRAY,
-                               describe("MuJoCo cameras to publish as rgb8 images (e.g. [agentview]); "
-                                        "empty = no images, fastest"))
+                               describe("MuJoCo cameras to publish as rgb8 images (e.g. [agentview]; "
+                                        "furniture/one_leg: [wrist, front, rear]); empty = no images, fastest"))
         self.cameras: list[str] = list(self.get_parameter_or(
             "cameras", Parameter("cameras", Parameter.Type.STRING_ARRAY, [])).value)
         width = self.declare_parameter(
@@ -126,7 +123,7 @@ class SimBridge(Node):
         height = self.declare_parameter(
             "camera_height", 128, describe("camera image height (px)", int_range=(8, 480))).value
         control_rate_hz = self.declare_parameter(
-            "control_rate_hz", 1.0 / CONTROL_DT,
+            "control_rate_hz", 20.0,
             describe("realtime mode: env steps per wall-clock second", float_range=(0.1, 1000.0))).value
         self._republish_s = self.declare_parameter(
             "republish_s", 1.0,
@@ -136,20 +133,19 @@ class SimBridge(Node):
 
         if self.mode not in MODES:
             raise ValueError(f"parameter mode={self.mode!r} is not a mode: use one of {', '.join(MODES)}")
-        if self.task not in BRIDGED_TASKS:
-            raise ValueError(f"parameter task={self.task!r} is not a one-arm fast sim task: use one of "
-                             f"{', '.join(BRIDGED_TASKS)} (robosuite backends and two-arm tasks have no ROS bridge)")
         try:
+            self._io = task_io(self.task)
             env_cfg = load_config([f"task={self.task}"]).env
-        except ConfigError as error:
+        except (ConfigError, ValueError) as error:
             raise ValueError(f"parameter task={self.task!r}: {error}") from None
         self._env = gym.make(env_cfg.id, max_episode_steps=max_steps or int(env_cfg.max_episode_steps),
                              disable_env_checker=True)
-        self._sim: GripperTaskEnv = self._env.unwrapped
+        self._sim = self._env.unwrapped
+        self._control_dt = float(self._sim.control_dt)
         self._fovy = {name: float(self._sim.model.cam_fovy[self._camera_id(name)]) for name in self.cameras}
         self._renderer = mujoco.Renderer(self._sim.model, height=height, width=width) if self.cameras else None
 
-        # Episode state. `tick` counts steps and resets: the observation stamp is tick * CONTROL_DT.
+        # Episode state. `tick` counts steps and resets: the observation stamp is tick * control_dt.
         self._tick = 0
         self._episode = -1        # index of the current episode; -1 = never reset
         self._episode_step = 0
@@ -172,6 +168,8 @@ class SimBridge(Node):
             "gripper": self.create_publisher(JointState, interfaces.GRIPPER_STATE, state),
             "objects": self.create_publisher(PoseArray, interfaces.OBJECT_POSES, state),
             "eef": self.create_publisher(PoseStamped, interfaces.EEF_POSE, state),
+            "twist": (self.create_publisher(TwistStamped, interfaces.EEF_TWIST, state)
+                      if interfaces.EEF_TWIST in self._io.observation_topics else None),
             "step_info": self.create_publisher(String, interfaces.STEP_INFO, stream),
             "clock": self.create_publisher(ClockMsg, interfaces.CLOCK, 10),
         }
@@ -244,7 +242,7 @@ class SimBridge(Node):
             return
         action = self._newest_action
         if action is None:
-            action = HOLD_ACTION
+            action = self._io.hold_action
             self.holds += 1
         self._newest_action = None
         self._step(action)
@@ -265,7 +263,7 @@ class SimBridge(Node):
     def _command_action(self, msg: JointTrajectory) -> np.ndarray | None:
         """The command's one action, or None (logged, counted) when it cannot be executed."""
         try:
-            actions, _ = trajectory_to_actions(msg)
+            actions, _ = trajectory_to_actions(msg, self._io.action_names)
             if len(actions) != 1:
                 raise MessageError(f"a command has exactly 1 point, got {len(actions)}")
             if not np.all(np.isfinite(actions)):
@@ -298,7 +296,7 @@ class SimBridge(Node):
         }))
 
     def _stamp_s(self) -> float:
-        return round(self._tick * CONTROL_DT, 9)  # whole nanoseconds, as in the messages
+        return round(self._tick * self._control_dt, 9)  # whole nanoseconds, as in the messages
 
     def _observation_published(self) -> None:
         """A new observation is out: the republish clock starts over."""
@@ -307,20 +305,24 @@ class SimBridge(Node):
 
     def _publish_observation(self, stamp: float) -> None:
         """Every observation topic with the same stamp; the eef pose last, as it is what triggers the executor."""
-        sim = self._sim
+        sim, io = self._sim, self._io
+        state = io.env_state(sim)
         self._pubs["clock"].publish(ClockMsg(clock=s_to_time(stamp)))
-        fingers = joint_state(sim.FINGER_JOINTS, sim.finger_qpos, stamp)
-        self._pubs["joints"].publish(fingers)
-        self._pubs["gripper"].publish(fingers)
+        self._pubs["joints"].publish(joint_state(*io.joint_state(sim), stamp))
+        self._pubs["gripper"].publish(joint_state(io.finger_joints, state[interfaces.GRIPPER_STATE], stamp))
         self._pubs["objects"].publish(
-            pose_array([(sim.object_pos, wxyz_to_xyzw(sim.object_quat))], stamp, WORLD_FRAME))
+            pose_array([(pose[:3], pose[3:]) for pose in state[interfaces.OBJECT_POSES]], stamp, io.objects_frame))
+        if self._pubs["twist"] is not None:
+            twist = state[interfaces.EEF_TWIST]
+            self._pubs["twist"].publish(twist_stamped(twist[:3], twist[3:], stamp, io.eef_frame))
         for name, (image_pub, info_pub) in self._camera_pubs.items():
             self._renderer.update_scene(sim.data, camera=name)
             frame = f"{name}_color_optical_frame"
             image_pub.publish(rgb8_image(self._renderer.render(), stamp, frame))
             height, width = self._renderer.height, self._renderer.width
             info_pub.publish(pinhole_camera_info(self._fovy[name], width, height, stamp, frame))
-        self._pubs["eef"].publish(pose_stamped(sim.eef_pos, wxyz_to_xyzw(sim.eef_quat), stamp, WORLD_FRAME))
+        eef = state[interfaces.EEF_POSE]
+        self._pubs["eef"].publish(pose_stamped(eef[:3], eef[3:], stamp, io.eef_frame))
 
     def destroy_node(self) -> None:
         if self._renderer is not None:

@@ -57,6 +57,9 @@ NEXT_TRANSITION = {
     LifecycleState.PRIMARY_STATE_UNCONFIGURED: ("configure", Transition.TRANSITION_CONFIGURE),
     LifecycleState.PRIMARY_STATE_INACTIVE: ("activate", Transition.TRANSITION_ACTIVATE),
 }
+# a node in one of these is on its way (its get_state answered during a transition): ask again
+TRANSITION_STATES = frozenset({LifecycleState.TRANSITION_STATE_CONFIGURING, LifecycleState.TRANSITION_STATE_ACTIVATING})
+LIFECYCLE_REPLY_S = 30.0  # a lifecycle service reply not in by then is taken as lost (_activate_lifecycle_nodes)
 
 
 def clean_fastdds_shared_memory() -> None:
@@ -441,13 +444,17 @@ class Supervisor:
         """Bring every lifecycle node to active, all in parallel, as a lifecycle manager does.
 
         Each node's state is read first (``get_state``) and only the transitions it still needs are requested, so a
-        node that configured itself (an ``autostart`` parameter) is left as it is. A refused transition, a node
-        stuck outside unconfigured/inactive/active, or the deadline ends the run with that node's log tail.
+        node that configured itself (an ``autostart`` parameter) is left as it is. A reply that has not come within
+        ``LIFECYCLE_REPLY_S`` is given up and the state read again: on a loaded machine a service reply can be lost
+        (rmw: "failed to send response (timeout)" while the client's reader was not matched yet; seen once with
+        seven nodes starting on two busy cores), and waiting for it would stall the run until the deadline. A node
+        busy configuring answers the new ``get_state`` when it is done. A refused transition, a node stuck outside
+        unconfigured/inactive/active, or the deadline ends the run with that node's log tail.
         """
         remaining = {c.spec.name: c for c in self._children if c.spec.lifecycle}
         get = {name: node.create_client(GetState, f"{c.spec.fqn}/get_state") for name, c in remaining.items()}
         change = {name: node.create_client(ChangeState, f"{c.spec.fqn}/change_state") for name, c in remaining.items()}
-        in_flight: dict[str, tuple[str, Future]] = {}  # node -> (what was asked, its reply)
+        in_flight: dict[str, tuple[str, Future, float]] = {}  # node -> (what was asked, its reply, when asked)
         deadline = time.monotonic() + self.activate_timeout_s
         try:
             while remaining:
@@ -461,10 +468,15 @@ class Supervisor:
                 for name, child in list(remaining.items()):
                     if name not in in_flight:
                         if get[name].service_is_ready() and change[name].service_is_ready():
-                            in_flight[name] = ("get_state", get[name].call_async(GetState.Request()))
+                            in_flight[name] = ("get_state", get[name].call_async(GetState.Request()),
+                                               time.monotonic())
                         continue
-                    asked, future = in_flight[name]
+                    asked, future, since = in_flight[name]
                     if not future.done():
+                        if time.monotonic() - since > LIFECYCLE_REPLY_S:
+                            self.console.print(f"{name}: no reply to {asked} in {LIFECYCLE_REPLY_S:.0f} s; asking "
+                                               "its state again", soft_wrap=True)
+                            del in_flight[name]
                         continue
                     del in_flight[name]
                     if asked != "get_state":
@@ -474,10 +486,12 @@ class Supervisor:
                     state = future.result().current_state
                     if state.id == LifecycleState.PRIMARY_STATE_ACTIVE:
                         del remaining[name]
+                    elif state.id in TRANSITION_STATES:
+                        continue  # asked again next round
                     elif state.id in NEXT_TRANSITION:
                         label, transition = NEXT_TRANSITION[state.id]
                         request = ChangeState.Request(transition=Transition(id=transition))
-                        in_flight[name] = (label, change[name].call_async(request))
+                        in_flight[name] = (label, change[name].call_async(request), time.monotonic())
                     else:
                         return self._failure(child, f"is in lifecycle state '{state.label}', which cannot become "
                                                     "active")
