@@ -15,7 +15,7 @@ from torch import nn
 
 from inril_core.policies.denoisers import build_denoiser
 from inril_core.policies.diffusion import DiffusionPolicy
-from inril_core.policies.normalizer import MinMaxNormalizer, ObservationNormalizer
+from inril_core.policies.normalizer import ActionNormalizer, ObservationNormalizer
 
 
 class NonFiniteError(RuntimeError):
@@ -24,7 +24,8 @@ class NonFiniteError(RuntimeError):
 
 class DiffusionAgent(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, horizon: int, act_steps: int, n_steps: int, denoiser_cfg: dict,
-                 obs_quaternions: list[int] | tuple[int, ...] = ()):
+                 obs_quaternions: list[int] | tuple[int, ...] = (),
+                 act_quaternions: list[int] | tuple[int, ...] = ()):
         super().__init__()
         self.spec = {
             "obs_dim": obs_dim, "act_dim": act_dim, "horizon": horizon, "act_steps": act_steps,
@@ -32,12 +33,14 @@ class DiffusionAgent(nn.Module):
         }
         if obs_quaternions:  # only when used, so earlier checkpoints' specs stay as they were
             self.spec["obs_quaternions"] = [int(s) for s in obs_quaternions]
+        if act_quaternions:
+            self.spec["act_quaternions"] = [int(s) for s in act_quaternions]
         self.act_steps = act_steps
         self.policy = DiffusionPolicy(
             build_denoiser(denoiser_cfg, obs_dim, act_dim, horizon), obs_dim, act_dim, horizon, n_steps
         )
         self.obs_norm = ObservationNormalizer(obs_quaternions)
-        self.act_norm = MinMaxNormalizer()
+        self.act_norm = ActionNormalizer(act_quaternions)
 
     @classmethod
     def from_config(cls, cfg) -> "DiffusionAgent":
@@ -49,6 +52,7 @@ class DiffusionAgent(nn.Module):
         return cls(
             cfg.env.obs_dim, cfg.env.act_dim, cfg.policy.horizon, cfg.policy.act_steps, cfg.policy.n_steps,
             {k: v for k, v in denoiser.items() if k in keep}, list(cfg.policy.obs_quaternions),
+            list(cfg.policy.act_quaternions),
         )
 
     @property
@@ -91,7 +95,7 @@ class DiffusionAgent(nn.Module):
     def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str = "agent.") -> "DiffusionAgent":
         spec = json.loads(bytes(tensors[f"{prefix}spec"].tolist()).decode())
         agent = cls(spec["obs_dim"], spec["act_dim"], spec["horizon"], spec["act_steps"], spec["n_steps"],
-                    spec["denoiser"], spec.get("obs_quaternions", ()))
+                    spec["denoiser"], spec.get("obs_quaternions", ()), spec.get("act_quaternions", ()))
         agent.load_tensors(tensors, prefix)
         return agent
 

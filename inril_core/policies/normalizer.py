@@ -169,3 +169,32 @@ class ObservationNormalizer(MinMaxNormalizer):
                 raise ValueError(f"quaternion references of shape {tuple(references.shape)}, expected "
                                  f"({len(self.quaternion_starts)}, 4)")
             self._references = references.clone()
+
+
+class ActionNormalizer(MinMaxNormalizer):
+    """Min/max scaling of actions whose delta quaternions are put on w >= 0 before they are normalised.
+
+    A delta-pose action (FurnitureBench's) holds a delta quaternion, and q and -q rotate the same. FurnitureBench's
+    scripted expert emits either sign (23% of its one_leg actions have w < 0, e.g. a 0.3 rad turn as w = -0.96),
+    so demos give a network two far-apart targets for one motion: it learns their mean, near w = 0, which the env
+    normalises into a half-turn. Canonical w >= 0 (the short way round) leaves one target per rotation. The
+    statistics are fitted on the actions as they are, so a range fitted from the action space's bounds stays
+    whole; only ``normalize`` (the training targets) canonicalises, and ``unnormalize`` needs nothing: any sign is a
+    valid command."""
+
+    def __init__(self, quaternion_starts: list[int] | tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.quaternion_starts = tuple(int(s) for s in quaternion_starts)
+
+    def canonical(self, x: ArrayLike) -> ArrayLike:
+        """``x`` with every configured delta quaternion on w >= 0 (a copy when one is configured)."""
+        if not self.quaternion_starts:
+            return x
+        out = x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+        for start in self.quaternion_starts:
+            flip = out[..., start + 3:start + 4] < 0
+            out[..., start:start + 4] = out[..., start:start + 4] * (1 - 2 * flip)
+        return out
+
+    def normalize(self, x: ArrayLike) -> ArrayLike:
+        return super().normalize(self.canonical(x))

@@ -17,6 +17,16 @@ def spin_until(executor, predicate: Callable[[], bool], timeout_s: float, step_s
     return predicate()
 
 
+def call_trigger(executor, client, timeout_s: float):
+    """Call the std_srvs/Trigger service of ``client`` once it is up; returns the response (asserts it came)."""
+    from std_srvs.srv import Trigger
+
+    assert spin_until(executor, client.service_is_ready, timeout_s), f"service {client.srv_name} not found"
+    future = client.call_async(Trigger.Request())
+    assert spin_until(executor, future.done, timeout_s), f"service {client.srv_name} did not answer"
+    return future.result()
+
+
 def stop_process(proc: subprocess.Popen, grace_s: float = 5.0) -> int:
     """SIGINT (rclpy's spin ignores SIGTERM), then SIGTERM, then SIGKILL; returns the exit code."""
     for stop in (lambda: proc.send_signal(signal.SIGINT), proc.terminate, proc.kill):

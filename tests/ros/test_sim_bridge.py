@@ -12,7 +12,7 @@ from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from ros_helpers import spin_until
+from ros_helpers import call_trigger, spin_until
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -62,10 +62,7 @@ class Probe:
         self.reset_client = self.node.create_client(Trigger, interfaces.SIM_RESET)
 
     def reset(self) -> dict:
-        assert spin_until(self.executor, self.reset_client.service_is_ready, TIMEOUT_S), "reset service not found"
-        future = self.reset_client.call_async(Trigger.Request())
-        assert spin_until(self.executor, future.done, TIMEOUT_S), "reset did not answer"
-        reply = json.loads(future.result().message)
+        reply = json.loads(call_trigger(self.executor, self.reset_client, TIMEOUT_S).message)
         stamp = reply["stamp"]
         # an observation at the reset's stamp or after it: in real time the timer may already have stepped past it
         # and the latest-only (depth 1) reader kept the newer one (under load a whole 300-step episode ran before

@@ -23,7 +23,7 @@ from inril_ros import interfaces
 from inril_ros.convert import actions_to_trajectory, json_payload, time_to_s
 from inril_ros.sim_bridge import SimBridge
 from inril_ros.task_io import task_io
-from ros_helpers import spin_until
+from ros_helpers import call_trigger, spin_until
 
 TASK = "furniture/one_leg"
 TIMEOUT_S = 30.0
@@ -56,10 +56,7 @@ class Probe:
         self.reset_client = self.node.create_client(Trigger, interfaces.SIM_RESET)
 
     def reset(self) -> dict:
-        assert spin_until(self.executor, self.reset_client.service_is_ready, TIMEOUT_S), "reset service not found"
-        future = self.reset_client.call_async(Trigger.Request())
-        assert spin_until(self.executor, future.done, TIMEOUT_S), "reset did not answer"
-        reply = json.loads(future.result().message)
+        reply = json.loads(call_trigger(self.executor, self.reset_client, TIMEOUT_S).message)
         assert spin_until(self.executor, lambda: self.received[interfaces.EEF_POSE], TIMEOUT_S)
         assert spin_until(self.executor, lambda: self.command_pub.get_subscription_count() > 0, TIMEOUT_S)
         return reply

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from inril_core.policies.normalizer import MinMaxNormalizer, ObservationNormalizer
+from inril_core.policies.normalizer import ActionNormalizer, MinMaxNormalizer, ObservationNormalizer
 
 torch.set_num_threads(1)
 
@@ -115,3 +115,23 @@ def test_quaternion_references_are_saved_and_required_back():
         ObservationNormalizer([1]).load_state_dict(MinMaxNormalizer().fit(obs).state_dict())
     plain = ObservationNormalizer()
     plain.load_state_dict(MinMaxNormalizer().fit(obs).state_dict())  # earlier checkpoints load as before
+
+
+def test_action_normalizer_gives_one_target_per_rotation() -> None:
+    """q and -q (the same delta rotation, both emitted by FurnitureBench's expert) normalise to the same target."""
+    quat = np.array([0.0, 0.0, np.sin(0.15), np.cos(0.15)])
+    actions = np.array([[0.01, 0.0, 0.0, *quat, 1.0], [0.01, 0.0, 0.0, *-quat, 1.0],
+                        [-0.02, 0.01, 0.0, 0, 0, 0, 1, -1]])
+    norm = ActionNormalizer([3]).fit(actions)
+    targets = norm.normalize(actions)
+    np.testing.assert_allclose(targets[0], targets[1])
+    np.testing.assert_allclose(norm.unnormalize(targets[1]), actions[0], atol=1e-6)  # the canonical (w >= 0) sign
+    torch_targets = norm.normalize(torch.as_tensor(actions, dtype=torch.float32))
+    np.testing.assert_allclose(torch_targets.numpy(), targets, atol=1e-6)
+    assert (np.abs(targets) <= 1 + 1e-6).all()  # the range fitted on the raw actions holds the canonical ones
+
+
+def test_action_normalizer_fitted_on_the_action_bounds_keeps_the_whole_range() -> None:
+    norm = ActionNormalizer([3]).fit(np.stack([-np.ones(8), np.ones(8)]))
+    np.testing.assert_allclose(norm.unnormalize(np.zeros(8)), np.zeros(8), atol=1e-7)
+    np.testing.assert_allclose(norm.unnormalize(np.ones(8)), np.ones(8), atol=1e-7)
