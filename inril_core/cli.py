@@ -104,13 +104,15 @@ def evaluate_cmd(run: Path = typer.Argument(..., help="a run or pretrain directo
                  overrides: Optional[list[str]] = OVERRIDES):
     """Evaluate a checkpoint's deterministic policy (its algorithm's: DDIM eta=0 diffusion, greedy IDQL pick, base +
     residual mean, Gaussian mean); task=lift@robosuite runs it on the robosuite backend."""
+    from inril_core.envs import eval_vector
     from inril_core.evaluate import evaluate
     from inril_core.training import load_policy
 
     cfg = _guarded(lambda: _config(overrides))
     policy = _guarded(lambda: load_policy(run))
     result = evaluate(policy, cfg.env.id, cfg.env.max_episode_steps, policy.act_steps, cfg.train.eval_episodes,
-                      cfg.train.eval_n_envs, seed=cfg.seed, on_ended=policy.episodes_ended)
+                      cfg.train.eval_n_envs, seed=cfg.seed, on_ended=policy.episodes_ended,
+                      vector=eval_vector(cfg.env.vector))
     print(json.dumps({"run": str(run), "env": cfg.env.id, **result.as_dict()}, indent=2))
 
 

@@ -200,7 +200,7 @@ def validate(cfg: DictConfig) -> None:
                            and cfg.rl.get("demo_ratio", 0.0) == 0 and cfg.il.success_capacity == 0),
          "demos.use=false leaves no demos: use method=rl-only (interleave.m=inf, bc_reg.lambda=0) and rl.demo_ratio=0"),
         (cfg.interleave.schedule in ("fixed", "adaptive"), "interleave.schedule must be fixed or adaptive"),
-        (cfg.env.vector in ("sync", "async", "ray"), "env.vector must be sync, async or ray"),
+        (cfg.env.vector in ("sync", "async", "ray", "native"), "env.vector must be sync, async, ray or native"),
         (1 <= cfg.env.workers <= cfg.env.n_envs, "env.workers must be in 1..env.n_envs"),
         (cfg.policy.denoiser.type in ("mlp", "unet"), "policy.denoiser.type must be mlp or unet"),
         (0 < cfg.policy.act_steps <= cfg.policy.horizon, "policy.act_steps must be in 1..policy.horizon"),

@@ -8,6 +8,8 @@ never runs on with the rest of a chunk meant for the previous one.
 
 from __future__ import annotations
 
+import importlib
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
@@ -68,15 +70,32 @@ def make_vector_env(env_id: str, n_envs: int, max_episode_steps: int, act_steps:
                     workers: int = 1, ray_address: str | None = None) -> gym.vector.VectorEnv:
     """n copies; an env that ends an episode is reset in the same step, its last observation in info["final_obs"].
 
-    vector: "sync" (one process), "async" (a subprocess per env) or "ray" (`workers` Ray actors, each running a
-    "sync" vector env over its slice of the n envs, on the cluster at `ray_address` or on a local Ray session).
+    vector: "sync" (one process), "async" (a subprocess per env), "ray" (`workers` Ray actors, each running a
+    "sync" vector env over its slice of the n envs, on the cluster at `ray_address` or on a local Ray session) or
+    "native" (the simulator's own batched env, registered as the id's gymnasium `vector_entry_point`, which takes
+    `act_steps` and keeps these same conventions: e.g. FurnitureSim's num_envs in one IsaacGym sim).
     """
+    if vector == "native":
+        module, _, name = env_id.rpartition(":")  # "module:id" as gym.make takes it; gym.spec does not
+        if module:
+            importlib.import_module(module)
+        if gym.spec(name).vector_entry_point is None:
+            raise ValueError(f"env.vector=native: '{env_id}' has no batched implementation (no vector_entry_point); "
+                             "use env.vector=sync")
+        return gym.make_vec(name, num_envs=n_envs, vectorization_mode="vector_entry_point",
+                            max_episode_steps=max_episode_steps, act_steps=act_steps)
     if vector == "ray":
         from inril_core.ray_envs import RayVectorEnv  # Ray is optional: imported only when asked for
 
         return RayVectorEnv(env_id, n_envs, max_episode_steps, act_steps, workers, ray_address)
     if vector not in ("sync", "async"):
-        raise ValueError(f"env.vector must be sync, async or ray, got '{vector}'")
+        raise ValueError(f"env.vector must be sync, async, ray or native, got '{vector}'")
     fns = [lambda: make_env(env_id, max_episode_steps, act_steps) for _ in range(n_envs)]
     cls = SyncVectorEnv if vector == "sync" else AsyncVectorEnv
     return cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def eval_vector(vector: str) -> str:
+    """The vector kind evaluation uses: its few envs run in one process ("sync"), except where the simulator batches
+    them itself ("native": a second FurnitureSim per eval env would be a second IsaacGym sim each)."""
+    return "native" if vector == "native" else "sync"

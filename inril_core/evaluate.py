@@ -54,12 +54,14 @@ def mean_ci95(values: list[float]) -> tuple[float, tuple[float, float]]:
 def evaluate(
     act: Callable[[np.ndarray], np.ndarray], env_id: str, max_episode_steps: int, act_steps: int,
     n_episodes: int, n_envs: int, seed: int = 0, on_ended: Callable[[np.ndarray], None] | None = None,
+    vector: str = "sync",
 ) -> EvalResult:
     """Run `n_episodes` with the chunk policy `act(obs (B, obs_dim)) -> (B, act_steps, A)` on seeded envs;
-    `on_ended(ended mask)` after every step tells a policy with per-episode state which episodes restarted."""
+    `on_ended(ended mask)` after every step tells a policy with per-episode state which episodes restarted;
+    `vector` as `envs.eval_vector` picks it."""
     n_envs = min(n_envs, n_episodes)
     quota = [n_episodes // n_envs + (1 if i < n_episodes % n_envs else 0) for i in range(n_envs)]
-    envs = make_vector_env(env_id, n_envs, max_episode_steps, act_steps)
+    envs = make_vector_env(env_id, n_envs, max_episode_steps, act_steps, vector)
     try:
         obs, _ = envs.reset(seed=[EVAL_SEED_OFFSET + 1000 * seed + i for i in range(n_envs)])
         done_counts = [0] * n_envs

@@ -25,7 +25,7 @@ from inril_core.agent import DiffusionAgent, NonFiniteError
 from inril_core.buffers import build_demo_splits, fixed_noise_loss, load_demo_episodes
 from inril_core.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from inril_core.config import interleave_m, resolve_device
-from inril_core.envs import make_env, make_vector_env, step_outcome
+from inril_core.envs import eval_vector, make_env, make_vector_env, step_outcome
 from inril_core.evaluate import evaluate
 from inril_core.interleave import InterleaveSchedule
 from inril_core.learner import ImitationUpdater, Learner
@@ -88,7 +88,7 @@ def pretrain(cfg: DictConfig) -> dict:
     agent.load_tensors(best_tensors)
     seconds = time.time() - start
     result = evaluate(agent.act_deterministic, cfg.env.id, cfg.env.max_episode_steps, cfg.policy.act_steps,
-                      p.eval_episodes, cfg.train.eval_n_envs, seed=cfg.seed)
+                      p.eval_episodes, cfg.train.eval_n_envs, seed=cfg.seed, vector=eval_vector(cfg.env.vector))
     report = {"task": cfg.task, "demos": len(episodes), "epochs": len(history), "best_epoch": best_epoch,
               "best_heldout_loss": best, "seconds": round(seconds, 1), "eval": result.as_dict()}
     save_checkpoint(run_dir, len(history), {k: v.cpu() for k, v in agent.tensors().items()},
@@ -425,7 +425,8 @@ class FineTuneRun:
         c = self.cfg
         policy = DeployedPolicy(self.agent, self.algo.actor(explore=False), self.algo.env_act_steps)
         result = evaluate(policy, c.env.id, c.env.max_episode_steps, policy.act_steps, c.train.eval_episodes,
-                          c.train.eval_n_envs, seed=c.seed, on_ended=policy.episodes_ended)
+                          c.train.eval_n_envs, seed=c.seed, on_ended=policy.episodes_ended,
+                          vector=eval_vector(c.env.vector))
         self.last_eval = {"iteration": self.iteration, "env_steps": self.env_steps, **result.as_dict()}
         row = {"iteration": self.iteration, "env_steps": self.env_steps, "success_rate": result.success_rate,
                "ci_low": result.success_ci95[0], "ci_high": result.success_ci95[1],

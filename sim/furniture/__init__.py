@@ -1,4 +1,5 @@
-"""FurnitureBench tasks: the real FurnitureSim where IsaacGym is present (``isaac``) and, built on the same
+"""FurnitureBench tasks: the real FurnitureSim where IsaacGym is present (``isaac``: one sim per env;
+``isaac_vector``: FurnitureSim's own batching, ``env.vector: native``) and, built on the same
 contracts (``contracts``), the MuJoCo port that runs anywhere (``mujoco_env``: scene ``mujoco_scene``, controller
 ``osc``, threads ``screw``, frames ``frames``). Registration uses entry-point strings, so it imports neither
 furniture_bench, MuJoCo nor IsaacGym."""
@@ -37,4 +38,5 @@ def register_furniture_envs() -> None:
         if env_id not in gym.registry:
             # FurnitureSim's own timeout is left past the horizon: gymnasium's TimeLimit ends the episode
             gym.register(id=env_id, entry_point="inril_sim.furniture.isaac:FurnitureSimTask",
+                         vector_entry_point="inril_sim.furniture.isaac_vector:FurnitureSimVectorEnv",
                          max_episode_steps=horizon, kwargs={"furniture": furniture, "max_env_steps": horizon + 1})
