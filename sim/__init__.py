@@ -4,11 +4,20 @@ FurnitureBench (``furniture``).
 Importing this package registers every inril env id with gymnasium. gymnasium 1.2 does not load the
 ``gymnasium.envs`` entry-point plugins that setup.py declares, so ``gymnasium.make("inril/Lift-v0")`` needs a
 prior ``import inril_sim`` (or the id spelled ``"inril_sim:inril/Lift-v0"``, which imports it for you).
-Registration uses entry-point strings, so it imports neither MuJoCo nor robosuite.
+Registration uses entry-point strings, so it imports neither MuJoCo nor robosuite; it does choose MuJoCo's
+off-screen OpenGL backend where there is no display, so import it before ``mujoco``.
 """
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
+
+# MuJoCo picks its OpenGL backend when it is imported, and its default (GLFW) needs a display: on a headless machine
+# every camera (the sim bridge's, rendered videos) failed with "gladLoadGL error". Without a display, off-screen
+# OSMesa (CPU; `make setup` installs libosmesa6) is the default here; set MUJOCO_GL=egl on a machine with a GPU.
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "osmesa"
 
 # task -> (id, entry point, horizon); horizons are the contract's TimeLimit (docs/contracts.md): DPPO's
 # max_episode_steps for each task (transport 800, also Diffusion Policy's limit for robomimic's transport ph).

@@ -39,6 +39,7 @@ import math
 from typing import Any
 
 import gymnasium as gym
+import inril_sim  # noqa: F401  (before mujoco: it picks MuJoCo's off-screen GL backend on a headless machine)
 import mujoco
 import numpy as np
 from geometry_msgs.msg import PoseArray, PoseStamped, TwistStamped
