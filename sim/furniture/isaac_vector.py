@@ -26,9 +26,10 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from inril_core.safety import hold_action
 from inril_sim.furniture.contracts import ACTION_DIM, flatten_observation, furniture_spec, to_furniture_action
 
-HOLD = np.array([0, 0, 0, 0, 0, 0, 1, 0], dtype=np.float32)  # no motion, identity rotation, gripper left as it is
+HOLD = hold_action("quaternion").astype(np.float32)  # no motion, identity rotation, gripper left as it is
 
 
 def furniture_sim_factory(furniture: str, num_envs: int, randomness: str, compute_device_id: int,

@@ -1,4 +1,4 @@
-"""inril_ros.task_io: what the sim bridge publishes for a task rebuilds, through real messages, the env's own observation;
+"""inril_ros.task_io: the messages the sim bridge publishes for a task rebuild the env's own observation;
 malformed messages and unbridged tasks are refused with the reason."""
 from __future__ import annotations
 
@@ -10,26 +10,13 @@ from geometry_msgs.msg import PoseArray
 from inril_core.config import load_config
 from inril_core.safety import ACTION_NAMES, load_limits
 from inril_ros import interfaces
-from inril_ros.convert import MessageError, joint_state, pose_array, pose_stamped, twist_stamped
+from inril_ros.convert import MessageError, pose_array, twist_stamped
 from inril_ros.task_io import BRIDGED_TASKS, task_io
-
-
-def _messages(io, state: dict[str, np.ndarray], stamp: float) -> dict[str, object]:
-    """The bridge's messages for ``state`` (as sim_bridge builds them)."""
-    eef, fingers = state[interfaces.EEF_POSE], state[interfaces.GRIPPER_STATE]
-    messages = {interfaces.EEF_POSE: pose_stamped(eef[:3], eef[3:], stamp, io.eef_frame),
-                interfaces.GRIPPER_STATE: joint_state(io.finger_joints, fingers, stamp),
-                interfaces.OBJECT_POSES: pose_array([(p[:3], p[3:]) for p in state[interfaces.OBJECT_POSES]], stamp,
-                                                    io.objects_frame)}
-    if interfaces.EEF_TWIST in state:
-        twist = state[interfaces.EEF_TWIST]
-        messages[interfaces.EEF_TWIST] = twist_stamped(twist[:3], twist[3:], stamp, io.eef_frame)
-    return messages
 
 
 def _observation_through_messages(io, env) -> np.ndarray:
     parts = {}
-    for topic, msg in _messages(io, io.env_state(env.unwrapped), 1.5).items():
+    for topic, msg in io.messages(io.env_state(env.unwrapped), 1.5).items():
         stamp, parts[topic] = io.read(topic, msg)
         assert stamp == 1_500_000_000
     return io.observation(parts)

@@ -42,7 +42,6 @@ import gymnasium as gym
 import inril_sim  # noqa: F401  (before mujoco: it picks MuJoCo's off-screen GL backend on a headless machine)
 import mujoco
 import numpy as np
-from geometry_msgs.msg import PoseArray, PoseStamped, TwistStamped
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -57,15 +56,12 @@ from inril_ros.convert import (
     MessageError,
     joint_state,
     json_msg,
-    pose_array,
-    pose_stamped,
     s_to_time,
     time_to_s,
     trajectory_to_actions,
-    twist_stamped,
 )
 from inril_ros.runtime import declare_heartbeat_hz, describe, run_node, start_heartbeat, steady_clock
-from inril_ros.task_io import BRIDGED_TASKS, task_io
+from inril_ros.task_io import BRIDGED_TASKS, message_for, task_io
 
 STAMP_TOLERANCE_S = 1e-6  # a command answers the current observation when their stamps differ by less than this
 SEED_STRIDE = 100_000  # episode seeds are seed * SEED_STRIDE + episode index: runs with different seeds never overlap
@@ -166,14 +162,12 @@ class SimBridge(Node):
         state, stream, sensor = interfaces.LATEST, interfaces.STREAM, interfaces.SENSOR
         self._pubs = {
             "joints": self.create_publisher(JointState, interfaces.JOINT_STATES, state),
-            "gripper": self.create_publisher(JointState, interfaces.GRIPPER_STATE, state),
-            "objects": self.create_publisher(PoseArray, interfaces.OBJECT_POSES, state),
-            "eef": self.create_publisher(PoseStamped, interfaces.EEF_POSE, state),
-            "twist": (self.create_publisher(TwistStamped, interfaces.EEF_TWIST, state)
-                      if interfaces.EEF_TWIST in self._io.observation_topics else None),
             "step_info": self.create_publisher(String, interfaces.STEP_INFO, stream),
             "clock": self.create_publisher(ClockMsg, interfaces.CLOCK, 10),
         }
+        # the task's observation topics (task_io), keyed by topic
+        self._observation_pubs = {topic: self.create_publisher(message_for(topic), topic, state)
+                                  for topic in self._io.observation_topics}
         self._camera_pubs = {
             name: (self.create_publisher(Image, interfaces.camera_image(name), sensor),
                    self.create_publisher(CameraInfo, interfaces.camera_info(name), sensor))
@@ -307,23 +301,19 @@ class SimBridge(Node):
     def _publish_observation(self, stamp: float) -> None:
         """Every observation topic with the same stamp; the eef pose last, as it is what triggers the executor."""
         sim, io = self._sim, self._io
-        state = io.env_state(sim)
+        messages = io.messages(io.env_state(sim), stamp)
         self._pubs["clock"].publish(ClockMsg(clock=s_to_time(stamp)))
         self._pubs["joints"].publish(joint_state(*io.joint_state(sim), stamp))
-        self._pubs["gripper"].publish(joint_state(io.finger_joints, state[interfaces.GRIPPER_STATE], stamp))
-        self._pubs["objects"].publish(
-            pose_array([(pose[:3], pose[3:]) for pose in state[interfaces.OBJECT_POSES]], stamp, io.objects_frame))
-        if self._pubs["twist"] is not None:
-            twist = state[interfaces.EEF_TWIST]
-            self._pubs["twist"].publish(twist_stamped(twist[:3], twist[3:], stamp, io.eef_frame))
+        for topic, msg in messages.items():
+            if topic != interfaces.EEF_POSE:
+                self._observation_pubs[topic].publish(msg)
         for name, (image_pub, info_pub) in self._camera_pubs.items():
             self._renderer.update_scene(sim.data, camera=name)
             frame = f"{name}_color_optical_frame"
             image_pub.publish(rgb8_image(self._renderer.render(), stamp, frame))
             height, width = self._renderer.height, self._renderer.width
             info_pub.publish(pinhole_camera_info(self._fovy[name], width, height, stamp, frame))
-        eef = state[interfaces.EEF_POSE]
-        self._pubs["eef"].publish(pose_stamped(eef[:3], eef[3:], stamp, io.eef_frame))
+        self._observation_pubs[interfaces.EEF_POSE].publish(messages[interfaces.EEF_POSE])
 
     def destroy_node(self) -> None:
         if self._renderer is not None:

@@ -18,6 +18,7 @@ is the environment's own (tests/unit/test_task_io.py).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -28,7 +29,8 @@ from sensor_msgs.msg import JointState
 
 from inril_core.safety import ACTION_NAMES, hold_action
 from inril_ros import interfaces
-from inril_ros.convert import MessageError, pose_to_arrays, stamp_ns
+from inril_ros.convert import (MessageError, joint_state, pose_array, pose_stamped, pose_to_arrays, stamp_ns,
+                               twist_stamped)
 
 FURNITURE_PREFIX = "furniture/"
 BRIDGED_FAST_TASKS = ("lift", "can", "square")  # one-arm fast tasks (transport has two arms: no ROS bridge)
@@ -37,7 +39,7 @@ BRIDGED_TASKS = (*BRIDGED_FAST_TASKS, *(FURNITURE_PREFIX + name for name in BRID
 POSE_SIZE = 7  # position (3) + quaternion (x, y, z, w)
 
 
-class TaskIO:
+class TaskIO(ABC):
     """The graph's view of one task; made with :func:`task_io`. Values are numpy arrays keyed by topic:
     EEF_POSE (7,) position + quaternion xyzw, EEF_TWIST (6,) linear + angular velocity, GRIPPER_STATE (2,) finger
     positions, OBJECT_POSES (n, 7) poses."""
@@ -84,17 +86,32 @@ class TaskIO:
             raise MessageError(f"NaN/Inf at {np.flatnonzero(~np.isfinite(values.reshape(-1))).tolist()}")
         return stamp_ns(msg.header.stamp), values
 
+    def messages(self, parts: Mapping[str, np.ndarray], stamp_s: float) -> dict[str, Any]:
+        """The inverse of ``read``: one message per observation topic, all stamped ``stamp_s``, in the task's frames
+        (what the sim bridge publishes)."""
+        eef, fingers = parts[interfaces.EEF_POSE], parts[interfaces.GRIPPER_STATE]
+        messages = {
+            interfaces.EEF_POSE: pose_stamped(eef[:3], eef[3:], stamp_s, self.eef_frame),
+            interfaces.GRIPPER_STATE: joint_state(self.finger_joints, fingers, stamp_s),
+            interfaces.OBJECT_POSES: pose_array([(p[:3], p[3:]) for p in parts[interfaces.OBJECT_POSES]], stamp_s,
+                                                self.objects_frame),
+        }
+        if interfaces.EEF_TWIST in self.observation_topics:
+            twist = parts[interfaces.EEF_TWIST]
+            messages[interfaces.EEF_TWIST] = twist_stamped(twist[:3], twist[3:], stamp_s, self.eef_frame)
+        return messages
+
+    @abstractmethod
     def observation(self, parts: Mapping[str, np.ndarray]) -> np.ndarray:
         """The policy's float32 observation from one stamp's values of every observation topic."""
-        raise NotImplementedError
 
+    @abstractmethod
     def env_state(self, sim: Any) -> dict[str, np.ndarray]:
         """The values of every observation topic, read off the simulator ``sim`` (the env's ``unwrapped``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def joint_state(self, sim: Any) -> tuple[tuple[str, ...], np.ndarray]:
         """(joint names, positions) for /joint_states: what the robot's joint-state broadcaster would publish."""
-        raise NotImplementedError
 
 
 class FastTaskIO(TaskIO):
