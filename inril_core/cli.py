@@ -518,6 +518,38 @@ def bench_rollout_workers(overrides: Optional[list[str]] = OVERRIDES,
     console.print(f"wrote {out}/report.md ({len(summary['rows'])} rows)")
 
 
+@bench_app.command("il-steps", context_settings=EXTRA)
+def bench_il_steps(overrides: Optional[list[str]] = OVERRIDES,
+                   steps: str = typer.Option("1,10,30", help="comma-separated cumulative IL step counts"),
+                   lrs: str = typer.Option("", help="comma-separated il.lr values (default: the config's)"),
+                   primes: str = typer.Option("", help="comma-separated il.prime_batches (default: 0 and the "
+                                                       "config's)"),
+                   out: Optional[Path] = typer.Option(None, help="default docs/results/<task>-il-steps")):
+    """Success of the pre-trained policy after IL steps alone, per il.lr and Adam priming: whether IN-RIL's
+    imitation keeps the base where it is before a long run is spent finding out (`task=furniture/one_leg
+    algo=residual_ppo`)."""
+    from inril_core.il_steps import il_step_plan, measure_il_steps
+    from inril_core.training import progress_bar
+
+    cfg = _guarded(lambda: _config(overrides))
+    _guarded(lambda: _ensure_pretrained(cfg, overrides or []))
+    arms, milestones = _guarded_value(lambda: il_step_plan(
+        [float(v) for v in lrs.split(",")] if lrs else [float(cfg.il.lr)],
+        [int(v) for v in primes.split(",")] if primes else sorted({0, int(cfg.il.prime_batches)}),
+        [int(v) for v in steps.split(",")]))
+    out = out or Path("docs/results") / f"{cfg.task.replace('/', '-')}-il-steps"
+    command = "inril bench il-steps " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    with progress_bar() as bar:
+        task = bar.add_task("IL steps", total=1 + len(arms) * len(milestones), status="")
+
+        def progress(line: str) -> None:
+            bar.console.print(line)
+            bar.update(task, advance=1, status=line)
+
+        _guarded(lambda: measure_il_steps(cfg, milestones, arms, out, command, progress))
+    console.print(f"wrote {out}/report.md")
+
+
 @bench_app.command("latency")
 def bench_latency(out: Path = typer.Option(Path("docs/benchmarks.md"), help="Markdown page to write"),
                   quick: bool = typer.Option(False, help="a few samples of each: a smoke run (< 1 min)")):

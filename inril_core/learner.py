@@ -31,9 +31,11 @@ class ImitationUpdater:
     """
 
     def __init__(self, algo: RLAlgorithm, demos: DemoSplit, holdout: DemoSplit, lr: float, batch_size: int,
-                 separation: str, success_capacity: int = 0) -> None:
+                 separation: str, success_capacity: int = 0, prime_batches: int = 0) -> None:
+        if prime_batches < 0:
+            raise ValueError(f"il.prime_batches must be >= 0 (0 = a fresh Adam), got {prime_batches}")
         self.algo, self.demos, self.holdout = algo, demos, holdout
-        self.batch_size, self.separation = batch_size, separation
+        self.batch_size, self.separation, self.prime_batches = batch_size, separation, prime_batches
         self.optimizer = torch.optim.Adam(algo.il_parameters(), lr=lr)
         spec = algo.agent.spec
         self.successes = SuccessBuffer(spec["obs_dim"], spec["horizon"], spec["act_dim"], success_capacity,
@@ -55,17 +57,44 @@ class ImitationUpdater:
         split = self.holdout if len(self.holdout) else self.demos
         return fixed_noise_loss(self.algo.il_loss, split)
 
+    def _backward(self) -> float:
+        """One IL batch's loss, its gradient left in the IL parameters' .grad (averaged over DDP ranks)."""
+        obs, chunks = self.sample(self.batch_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.algo.synced("il", self.algo.il_parameters)(lambda: self.il_loss(obs, chunks))
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"IL loss is {loss.item()}: check the demos for NaN or lower il.lr")
+        loss.backward()
+        return loss.item()
+
+    def _prime(self) -> None:
+        """Adam's moments estimated from ``prime_batches`` IL gradients at the current weights (steps at lr 0),
+        before the first real step.
+
+        Why: a fresh Adam's first step is lr * sign(g) on every weight (after bias correction m / sqrt(v) = +-1),
+        whatever the gradient's size and noise. On a converged diffusion base that is a uniform nudge of every
+        weight by il.lr; one such step at 1e-4 took one_leg's UNet base from 0.65 to 0.00 success (docs/results/
+        furniture-one_leg). With primed moments the first step is lr * E[g] / sqrt(E[g^2]) per weight: small where
+        the demo gradient is mostly noise, as it is at a pre-trained optimum."""
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group["lr"] = 0.0
+        try:
+            for _ in range(self.prime_batches):
+                self._backward()
+                self.optimizer.step()
+        finally:
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
+
     def inject(self, steps: int) -> dict:
         params = self.algo.il_parameters()
         reference = self.algo.last_actor_grad if self.algo.il_shares_actor else None
+        if not self.optimizer.state and self.prime_batches:
+            self._prime()
         rhos, fired, losses = [], 0, []
         for _ in range(steps):
-            obs, chunks = self.sample(self.batch_size)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.algo.synced("il", self.algo.il_parameters)(lambda: self.il_loss(obs, chunks))
-            if not torch.isfinite(loss):
-                raise NonFiniteError(f"IL loss is {loss.item()}: check the demos for NaN or lower il.lr")
-            loss.backward()
+            losses.append(self._backward())
             grad = flat_grad(params)
             if reference is not None:
                 projection = pcgrad_project(grad, reference)
@@ -74,7 +103,6 @@ class ImitationUpdater:
                     grad, fired = projection.grad, fired + 1
             assign_flat_grad(params, grad)
             self.optimizer.step()
-            losses.append(loss.item())
         return {
             "rho": sum(rhos) / len(rhos) if rhos else float("nan"),
             "projected": fired / steps,

@@ -209,7 +209,8 @@ def build_learner(cfg: DictConfig, agent: DiffusionAgent, device: str, episodes=
     schedule = InterleaveSchedule(interleave_m(cfg), cfg.interleave.schedule == "adaptive", cfg.interleave.m_min,
                                   cfg.interleave.m_max, cfg.interleave.ema, cfg.interleave.rho_scale)
     imitation = ImitationUpdater(algo, demos, holdout, cfg.il.lr, cfg.il.batch_size, cfg.separation,
-                                 success_capacity=int(cfg.il.success_capacity))
+                                 success_capacity=int(cfg.il.success_capacity),
+                                 prime_batches=int(cfg.il.prime_batches))
     return Learner(algo, schedule, imitation, cfg.bc_reg["lambda"], cfg.bc_reg.batch_size,
                    cfg.il.steps_per_injection, cfg.train.skip_rewardless_rollouts)
 

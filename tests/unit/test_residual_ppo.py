@@ -82,6 +82,35 @@ def test_network_separation_il_injections_never_touch_the_residual(root):
     assert np.isnan(record["rho"])  # IL and RL train different networks: no shared gradient to compare
 
 
+def weight_moves(before, params) -> torch.Tensor:
+    return torch.cat([(p.detach() - b).abs().flatten() for b, p in zip(before, params)])
+
+
+def test_il_adam_is_primed_so_its_first_step_on_the_base_is_not_a_sign_step(root):
+    """A fresh Adam moves every base weight by exactly il.lr on its first step (the step that wrecked one_leg's base);
+    primed moments (lr-0 steps on demo gradients first) make the first step follow the gradient's signal-to-noise."""
+    fresh, primed = (learner(root, "separation=network", f"il.prime_batches={k}") for k in (0, 16))
+    lr = fresh.imitation.optimizer.param_groups[0]["lr"]
+    moves = {}
+    for name, lrn in (("fresh", fresh), ("primed", primed)):
+        params = list(lrn.algo.base.parameters())
+        before = snapshot(params)
+        lrn.imitation.inject(1)
+        moves[name] = weight_moves(before, params)
+    assert moves["fresh"].median().item() == pytest.approx(lr, rel=1e-2)
+    assert moves["primed"].median().item() < 0.5 * lr
+    assert primed.imitation.optimizer.param_groups[0]["lr"] == lr  # the lr-0 priming steps leave the lr as it was
+    steps = {int(s["step"]) for s in primed.imitation.optimizer.state.values()}
+    assert steps == {17}  # 16 priming steps + the real one; priming happens once, before the first injection
+    primed.imitation.inject(1)
+    assert {int(s["step"]) for s in primed.imitation.optimizer.state.values()} == {18}
+
+
+def test_a_negative_prime_batches_is_refused(root):
+    with pytest.raises(ValueError, match="il.prime_batches"):
+        learner(root, "il.prime_batches=-1")
+
+
 def test_without_network_separation_il_trains_the_residual_and_the_base_stays_frozen(root):
     lrn = learner(root, "separation=pcgrad", "interleave.m=1")
     algo = lrn.algo

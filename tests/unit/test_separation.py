@@ -87,7 +87,8 @@ def test_assign_flat_grad_refuses_a_vector_of_the_wrong_size():
 def pcgrad_learner(tmp_path_factory):
     root = tmp_path_factory.mktemp("sep")
     toy_run.write_toy_demos(root / "demos")
-    cfg = toy_run.toy_config(root, "separation=pcgrad", "il.steps_per_injection=1")
+    # prime_batches=0: these tests replay an injection's draws to know its gradient; priming would draw first
+    cfg = toy_run.toy_config(root, "separation=pcgrad", "il.steps_per_injection=1", "il.prime_batches=0")
     return toy_run.toy_learner(cfg)
 
 
