@@ -93,6 +93,15 @@ def furniture_spec(name: str) -> FurnitureSpec:
         should_be_assembled=tuple(tuple(pair) for pair in definition.should_be_assembled))
 
 
+def assembled_rel_pose(name: str, pair: tuple[int, int]) -> np.ndarray:
+    """furniture_bench's first allowed pose (4x4) of part ``pair[1]`` in part ``pair[0]``'s frame when assembled
+    (``assembled_rel_poses``): where the MuJoCo port seats a threaded part."""
+    poses = _definition(name).assembled_rel_poses
+    if pair not in poses:
+        raise FurnitureContractError(f"furniture_bench's {name} assembles no pair {pair}; it has {sorted(poses)}")
+    return np.asarray(poses[pair][0], dtype=float)
+
+
 def flatten_observation(spec: FurnitureSpec, obs: Mapping[str, Any]) -> np.ndarray:
     """FurnitureSim's state observation (``robot_state`` as a dict or already concatenated, ``parts_poses``) for
     one env as our flat float32 vector; a missing key, a wrong size or a non-finite number is an error that names

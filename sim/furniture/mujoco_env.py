@@ -1,4 +1,5 @@
-"""FurnitureBench's square-table tasks in MuJoCo, behind the same contract as FurnitureSim: ``task=furniture/one_leg``.
+"""FurnitureBench's tasks in MuJoCo, behind the same contract as FurnitureSim: ``task=furniture/one_leg``,
+``task=furniture/round_table`` (each furniture's parts: ``square_table_scene``, ``round_table_scene``).
 
 One env step is FurnitureSim's: the 8-D action (delta position in metres in the robot-base frame, delta quaternion
 x, y, z, w multiplied onto the hand orientation, gripper toggled when its sign flips beyond 0.019) sets the OSC goal,
@@ -23,8 +24,9 @@ from inril_sim.furniture.contracts import (ACTION_DIM, assembled_pairs, flatten_
                                            import_furniture_bench, to_furniture_action)
 from inril_sim.furniture.frames import furniture_frames, mat_to_pose_xyzw, pose_to_mat
 from inril_sim.furniture.mujoco_scene import (ARM_JOINTS, CAMERAS, FINGER_JOINTS, GRIPPER_FORCE, IMAGE_SIZE,
-                                              LEG_NAMES, PHYSICS_STEPS_PER_ENV_STEP, TIMESTEP, TOP_NAME,
-                                              build_square_table_model)
+                                              PHYSICS_STEPS_PER_ENV_STEP, TIMESTEP, FurnitureParts, build_model)
+from inril_sim.furniture.round_table_scene import ROUND_TABLE
+from inril_sim.furniture.square_table_scene import SQUARE_TABLE
 from inril_sim.furniture.osc import OperationalSpaceController
 from inril_sim.furniture.screw import ScrewThreads
 from inril_sim.rotations import canonical_xyzw, xyzw_to_wxyz
@@ -35,6 +37,9 @@ _DIVERGENCE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWA
                         mujoco.mjtWarning.mjWARN_BADQACC)
 RANDOMNESS = {"low": ((-0.015, 0.015), 15.0), "med": ((-0.05, 0.05), 45.0)}
 SQUARE_TABLE_FURNITURE = ("one_leg", "square_table")
+# furniture -> the parts the scene holds (FurnitureSim loads every part of a furniture, also for one_leg)
+SCENES: dict[str, FurnitureParts] = {**{name: SQUARE_TABLE for name in SQUARE_TABLE_FURNITURE},
+                                     "round_table": ROUND_TABLE}
 
 
 @contextmanager
@@ -49,14 +54,14 @@ def _numpy_global_seed(seed: int) -> Iterator[None]:
 
 
 class FurnitureMujocoEnv(gym.Env):
-    """One FurnitureBench square-table task (``one_leg`` or ``square_table``) simulated in MuJoCo."""
+    """One FurnitureBench task (``one_leg``, ``square_table``, ``round_table``) simulated in MuJoCo."""
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}
     control_dt = TIMESTEP * PHYSICS_STEPS_PER_ENV_STEP  # simulated seconds per env step (0.05, as FurnitureSim)
 
     def __init__(self, furniture: str = "one_leg", randomness: str = "low", render_mode: str | None = None) -> None:
-        if furniture not in SQUARE_TABLE_FURNITURE:
-            raise ValueError(f"the MuJoCo port has {', '.join(SQUARE_TABLE_FURNITURE)}, not '{furniture}'; "
+        if furniture not in SCENES:
+            raise ValueError(f"the MuJoCo port has {', '.join(SCENES)}, not '{furniture}'; "
                              f"FurnitureSim itself runs it: task=furniture/{furniture}@isaac")
         if randomness not in RANDOMNESS:
             raise ValueError(f"randomness '{randomness}' is not one of {', '.join(RANDOMNESS)} (FurnitureBench's "
@@ -69,11 +74,10 @@ class FurnitureMujocoEnv(gym.Env):
         self.furniture = furniture_modules.furniture_factory(furniture)  # this env's own: reset poses live here
         self.max_gripper_width = float(config["robot"]["max_gripper_width"][furniture])
         self.frames = furniture_frames()
-        self.model, self.ids = build_square_table_model()
+        self.model, self.ids = build_model(SCENES[furniture])
         self.data = mujoco.MjData(self.model)
         self.threads = ScrewThreads(self.model, self.data, self.ids)
         self.controller = OperationalSpaceController(self.frames.reset_joints, self.frames.ee_position_limits)
-        self._part_bodies = np.array([self.model.body(n).id for n in (TOP_NAME,) + LEG_NAMES])
         self._sim_to_april = self.frames.sim_to_april
         self._base_pos = self.frames.robot_base_in_sim[:3, 3]
         self._jac = np.zeros((6, self.model.nv))
@@ -108,8 +112,8 @@ class FurnitureMujocoEnv(gym.Env):
         return self.data.qpos[np.concatenate([self.ids.arm_qpos, self.ids.finger_qpos])].copy()
 
     def part_poses_sim(self) -> np.ndarray:
-        """(5, 4, 4) world poses of the top and the four legs."""
-        return np.stack([pose_to_mat(self.data.xpos[b], self.data.xquat[b]) for b in self._part_bodies])
+        """(parts, 4, 4) world poses of the parts in furniture_bench's order (square table: top, legs 1-4)."""
+        return np.stack([pose_to_mat(self.data.xpos[b], self.data.xquat[b]) for b in self.ids.part_bodies])
 
     def parts_poses(self) -> np.ndarray:
         """FurnitureSim's ``parts_poses``: each part's position and (x, y, z, w) quaternion in the AprilTag frame."""

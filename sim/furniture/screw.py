@@ -1,76 +1,111 @@
-"""The square table's threads as constraints: when a leg engages a hole, and when it lets go.
+"""Threads as constraints: when a part engages a threaded hole, and when it lets go.
 
-Each hole of the top has a carrier body that can only move along a helix (``mujoco_scene``: slide and hinge along
-the hole axis tied by a tendon equality, pitch 9.6 mm, right-handed). A leg engages a hole when its peg is within
-3 mm of the hole axis, tilted less than 10 degrees, and no higher than the thread start (24 mm above the seat):
-the carrier is put on the helix turn nearest to the leg's height whose angle equals the leg's yaw about the axis
-(at most half a pitch away), and a weld ties the leg to it. From then on the leg descends only when turned
-clockwise, stops at the seat (the carrier slide's lower limit, where its rotation relative to the top is the
-identity FurnitureBench's success test asks for), and unscrews in reverse; turned back past the thread start it is released. The checks run
-every physics step, so a leg dropped into a hole cannot fall past the thread start unseen.
+Each thread (``mujoco_scene.Thread``: the square table's four holes, the round table's top-leg and leg-base joints)
+has a carrier body that can only move along a helix (slide and hinge along the hole axis tied by a tendon equality,
+right-handed). A part engages a thread when it is within 3 mm of the hole axis, tilted less than 10 degrees, and no
+higher above its seat than the thread start: the carrier is put on the helix turn nearest to the part's height whose
+angle equals the part's yaw about the axis (at most half a pitch away), and a weld ties the part to it. From then on
+the part descends only when turned clockwise, stops at the seat (the carrier slide's lower limit, where its pose
+relative to the host is the assembled one FurnitureBench's success test asks for), and unscrews in reverse; turned
+back past the thread start it is released. The checks run every physics step, so a part dropped into a hole cannot
+fall past the thread start unseen. A part is engaged on at most one thread at a time.
 """
 from __future__ import annotations
 
 import mujoco
 import numpy as np
 
-from inril_sim.furniture.mujoco_scene import THREAD_PITCH, THREAD_START, SceneIds, hole_positions
+from inril_sim.furniture.mujoco_scene import SceneIds
 
 ENGAGE_LATERAL = 0.003
 ENGAGE_TILT_COS = float(np.cos(np.radians(10.0)))
-HINGE_PER_METRE = 2 * np.pi / THREAD_PITCH
-RELEASE_ANGLE = HINGE_PER_METRE * THREAD_START
+
+
+def _perpendicular(axis: np.ndarray) -> np.ndarray:
+    """A unit vector perpendicular to ``axis``: x where it can be (the square table's yaw reference), else z."""
+    reference = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    perp = reference - (reference @ axis) * axis
+    return perp / np.linalg.norm(perp)
 
 
 class ScrewThreads:
-    """Engagement state of the four holes; ``update`` after every physics step keeps it in step with the sim."""
+    """Engagement state of the scene's threads; ``update`` after every physics step keeps it in step with the sim."""
 
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, ids: SceneIds) -> None:
         self.model, self.data, self.ids = model, data, ids
-        self.holes = hole_positions()
-        self.engaged = np.full(len(self.holes), -1)  # leg index (0-3) per hole, -1 when free
+        threads = ids.threads
+        self.seat_pos = np.array([t.seat[:3, 3] for t in threads])
+        self.seat_rot = np.array([t.seat[:3, :3] for t in threads])
+        self.axis = np.array([t.axis for t in threads], dtype=float)
+        # yaw about the axis is read as atan2(p . R (p x a), p . R p) for a unit p perpendicular to the axis a
+        self._yaw_ref = np.array([_perpendicular(a) for a in self.axis])
+        self._yaw_ref2 = np.cross(self._yaw_ref, self.axis)
+        self.start = np.array([t.start for t in threads])
+        self.pitch = np.array([t.pitch for t in threads])
+        self.hinge_per_metre = 2 * np.pi / self.pitch
+        self.release_angle = self.hinge_per_metre * self.start
+        self.engaged = np.full(len(threads), -1)  # index into the thread's parts, -1 when free
 
     def reset(self) -> None:
-        """Release every leg and park the carriers at the seat."""
+        """Release every part and park the carriers at the seat."""
         self.engaged[:] = -1
         self.data.eq_active[self.ids.screw_welds.reshape(-1)] = 0
         self.data.qpos[self.ids.carrier_qpos.reshape(-1)] = 0.0
         self.data.qvel[self.ids.carrier_dof.reshape(-1)] = 0.0
 
-    def legs_in_seat_frames(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each leg's position (holes x legs x 3) and rotation (holes x legs x 3 x 3) in each hole's seat frame."""
-        top_rot = self.data.xmat[self.ids.top_body].reshape(3, 3)
-        seats = self.data.xpos[self.ids.top_body] + self.holes @ top_rot.T
-        legs_pos = self.data.xpos[self.ids.leg_bodies]
-        legs_rot = self.data.xmat[self.ids.leg_bodies].reshape(-1, 3, 3)
-        rel_pos = np.einsum("ji,hlj->hli", top_rot, legs_pos[None] - seats[:, None])
-        rel_rot = np.einsum("ji,ljk->lik", top_rot, legs_rot)
-        return rel_pos, np.broadcast_to(rel_rot, (len(self.holes),) + rel_rot.shape)
+    def parts_in_seat_frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate part's position (threads x parts x 3) and rotation (threads x parts x 3 x 3) in its
+        thread's seat frame (where the part sits when assembled)."""
+        host_rot = self.data.xmat[self.ids.thread_hosts].reshape(-1, 3, 3)
+        seat_rot = host_rot @ self.seat_rot
+        seats = self.data.xpos[self.ids.thread_hosts] + np.einsum("hij,hj->hi", host_rot, self.seat_pos)
+        parts_pos = self.data.xpos[self.ids.thread_parts]
+        parts_rot = self.data.xmat[self.ids.thread_parts].reshape(*self.ids.thread_parts.shape, 3, 3)
+        rel_pos = np.einsum("hji,hlj->hli", seat_rot, parts_pos - seats[:, None])
+        rel_rot = np.einsum("hji,hljk->hlik", seat_rot, parts_rot)
+        return rel_pos, rel_rot
+
+    def heights_and_yaws(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate part's height above its seat along the thread axis and its turn about that axis
+        (threads x parts); 0 and 0 when seated."""
+        rel_pos, rel_rot = self.parts_in_seat_frames()
+        height = np.einsum("hli,hi->hl", rel_pos, self.axis)
+        return height, self._yaws(rel_rot)
+
+    def _yaws(self, rel_rot: np.ndarray) -> np.ndarray:
+        return np.arctan2(np.einsum("hi,hlij,hj->hl", self._yaw_ref, rel_rot, self._yaw_ref2),
+                          np.einsum("hi,hlij,hj->hl", self._yaw_ref, rel_rot, self._yaw_ref))
+
+    def engaged_bodies(self) -> set[int]:
+        return {int(self.ids.thread_parts[h, p]) for h, p in enumerate(self.engaged) if p >= 0}
 
     def update(self) -> None:
-        """Engage legs that reached a thread start, release legs unscrewed past it."""
+        """Engage parts that reached a thread start, release parts unscrewed past it."""
         hinge = self.data.qpos[self.ids.carrier_qpos[:, 1]]
-        for hole in np.flatnonzero((self.engaged >= 0) & (hinge > RELEASE_ANGLE)):
-            self.data.eq_active[self.ids.screw_welds[hole, self.engaged[hole]]] = 0
-            self.engaged[hole] = -1
-        rel_pos, rel_rot = self.legs_in_seat_frames()
-        lateral = np.hypot(rel_pos[..., 0], rel_pos[..., 2])
-        height = rel_pos[..., 1]
-        candidates = ((lateral <= ENGAGE_LATERAL) & (height <= THREAD_START) & (height > -THREAD_PITCH)
-                      & (rel_rot[..., 1, 1] >= ENGAGE_TILT_COS))
+        for thread in np.flatnonzero((self.engaged >= 0) & (hinge > self.release_angle)):
+            self.data.eq_active[self.ids.screw_welds[thread, self.engaged[thread]]] = 0
+            self.engaged[thread] = -1
+        rel_pos, rel_rot = self.parts_in_seat_frames()
+        height = np.einsum("hli,hi->hl", rel_pos, self.axis)
+        lateral = np.linalg.norm(rel_pos - height[..., None] * self.axis[:, None], axis=-1)
+        tilt_cos = np.einsum("hi,hlij,hj->hl", self.axis, rel_rot, self.axis)
+        candidates = ((lateral <= ENGAGE_LATERAL) & (height <= self.start[:, None])
+                      & (height > -self.pitch[:, None]) & (tilt_cos >= ENGAGE_TILT_COS))
         candidates[self.engaged >= 0] = False
-        candidates[:, self.engaged[self.engaged >= 0]] = False
-        for hole, leg in zip(*np.nonzero(candidates)):
-            if self.engaged[hole] < 0 and leg not in self.engaged:
-                self._engage(hole, leg, height[hole, leg], rel_rot[hole, leg])
+        if not candidates.any():
+            return
+        yaws = self._yaws(rel_rot)
+        for thread, part in zip(*np.nonzero(candidates)):
+            if self.engaged[thread] < 0 and int(self.ids.thread_parts[thread, part]) not in self.engaged_bodies():
+                self._engage(thread, part, float(height[thread, part]), float(yaws[thread, part]))
 
-    def _engage(self, hole: int, leg: int, height: float, rel_rot: np.ndarray) -> None:
-        yaw = np.arctan2(rel_rot[0, 2], rel_rot[0, 0])  # rotation about the hole axis
-        turns = np.round((max(height, 0.0) * HINGE_PER_METRE - yaw) / (2 * np.pi))
+    def _engage(self, thread: int, part: int, height: float, yaw: float) -> None:
+        per_metre, release = float(self.hinge_per_metre[thread]), float(self.release_angle[thread])
+        turns = np.round((max(height, 0.0) * per_metre - yaw) / (2 * np.pi))
         angle = float(yaw + 2 * np.pi * turns)
-        angle += 2 * np.pi * ((angle < 0.0) - (angle > RELEASE_ANGLE))  # stay on the thread, same phase
-        slide, hinge = self.ids.carrier_qpos[hole]
-        self.data.qpos[slide], self.data.qpos[hinge] = angle / HINGE_PER_METRE, angle
-        self.data.qvel[self.ids.carrier_dof[hole]] = 0.0
-        self.data.eq_active[self.ids.screw_welds[hole, leg]] = 1
-        self.engaged[hole] = leg
+        angle += 2 * np.pi * ((angle < 0.0) - (angle > release))  # stay on the thread, same phase
+        slide, hinge = self.ids.carrier_qpos[thread]
+        self.data.qpos[slide], self.data.qpos[hinge] = angle / per_metre, angle
+        self.data.qvel[self.ids.carrier_dof[thread]] = 0.0
+        self.data.eq_active[self.ids.screw_welds[thread, part]] = 1
+        self.engaged[thread] = part

@@ -11,7 +11,7 @@ import pytest
 from inril_sim.furniture.contracts import FurnitureContractError, assembled_pairs
 from inril_sim.furniture.expert import FurnitureExpert
 from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
-from inril_sim.furniture.mujoco_scene import LEG_NAMES, THREAD_PITCH, THREAD_START, TOP_NAME, hole_positions
+from inril_sim.furniture.square_table_scene import LEG_NAMES, THREAD_PITCH, THREAD_START, TOP_NAME, hole_positions
 from inril_sim.furniture.osc import opspace_matrices, orientation_error
 
 HOLD = np.array([0, 0, 0, 0, 0, 0, 1, -1.0])  # no motion, gripper open
@@ -132,7 +132,7 @@ def _place_leg(env, leg: int, hole: int, height: float, yaw: float, lateral: flo
 
 
 def _height_and_yaw(env, hole: int, leg: int) -> tuple[float, float]:
-    pos, rot = env.threads.legs_in_seat_frames()
+    pos, rot = env.threads.parts_in_seat_frames()
     return float(pos[hole, leg, 1]), float(np.arctan2(rot[hole, leg, 0, 2], rot[hole, leg, 0, 0]))
 
 
