@@ -125,14 +125,12 @@ def add_box(body: mujoco.MjsBody, half: tuple[float, float, float], pos=(0, 0, 0
     return geom
 
 
-def add_cylinder(body: mujoco.MjsBody, radius: float, start: float, end: float, name: str = "",
-                 along_z: bool = False) -> mujoco.MjsGeom:
-    """A colliding cylinder of ``radius`` along the body's y axis (or z) from ``start`` to ``end``."""
+def add_cylinder(body: mujoco.MjsBody, radius: float, start: float, end: float, name: str = "") -> mujoco.MjsGeom:
+    """A colliding cylinder of ``radius`` along the body's y axis from ``start`` to ``end``."""
     geom = body.add_geom()
-    mid = (start + end) / 2
     geom.type, geom.size = mujoco.mjtGeom.mjGEOM_CYLINDER, (radius, (end - start) / 2, 0)
-    geom.pos, geom.quat = ((0, 0, mid), (1, 0, 0, 0)) if along_z else ((0, mid, 0), ALONG_Y)
-    geom.name, geom.contype, geom.conaffinity = name, PART, WORLD | PART | ROBOT
+    geom.pos, geom.quat, geom.name = (0, (start + end) / 2, 0), ALONG_Y, name
+    geom.contype, geom.conaffinity = PART, WORLD | PART | ROBOT
     geom.friction, geom.group = [PART_FRICTION, 0.005, 0.0001], 3
     return geom
 

@@ -2,7 +2,7 @@
 
 The leg screws into the top's centre hole and the base screws onto the leg's other end (furniture_bench's
 ``RoundTable.should_be_assembled = [(0, 1), (1, 2)]``). Sizes are read off the package's OBJ meshes (part frames,
-metres; the measuring script is in the commit message of this module):
+metres; vertex radii about each part's axis, binned along it, and a helix fitted to the thread vertices):
 
 - top: a disc of radius 0.100 from z -0.00125 to 0.005, a rim (radius 0.09375-0.100) up to z 0.0175, and a central
   boss of radius 0.02125 up to z 0.03125 with a threaded blind hole (female crest radius 10.9 mm, root 12.5 mm) down
@@ -13,10 +13,12 @@ metres; the measuring script is in the commit message of this module):
 - base (axis z): a disc of radius 0.065 (0.0667 at its lip) from z -0.00125 to 0.01125 and a threaded bolt down to
   a flat tip at z -0.02875.
 
-Collision is primitive as for the square table: bolts are cylinders of radius 10 mm with a 2 mm chamfer (radius
-8 mm), holes are rings of 16 convex wedges around an 11 mm bore, the rest are cylinders and boxes. Seated at
-furniture_bench's assembled poses, the leg's tip rests on the top's hole floor and its shoulder on the boss face,
-the base's tip on the leg's hole floor and its disc on the leg's face, each to within 0.1 mm of the meshes.
+Collision is primitive as for the square table: holes are rings of 16 convex wedges around an 11 mm bore, bolts
+(radius 10 mm with a 2 mm chamfer of radius 8 mm), the leg's body and the discs of the top and base are 12-gon prisms
+made of boxes (``_add_polygon_prism``: MuJoCo's cylinder-box contacts let the 10 cm top sink 6 mm into the table,
+let a lying leg roll away and a base standing on its bolt tip spin up; box-box contacts are exact). Seated at
+furniture_bench's assembled poses, the leg's tip rests on the top's hole floor and its shoulder on the boss face, the
+base's tip on the leg's hole floor and its disc on the leg's face, as in the meshes.
 
 Threads (right-handed on all four surfaces; pitch from fitting a helix to the crest and root vertices: 9.38 mm on
 the top's hole, 9.42 on the leg's bolt crest, 9.46 on its root, 9.42 on the leg's hole and the base's bolt; the
@@ -37,18 +39,17 @@ import mujoco
 import numpy as np
 
 from inril_sim.furniture.contracts import assembled_rel_pose
-from inril_sim.furniture.mujoco_scene import (FurnitureParts, Thread, add_bore_ring, add_box, add_cylinder,
-                                              add_free_part)
+from inril_sim.furniture.mujoco_scene import FurnitureParts, Thread, add_bore_ring, add_box, add_free_part
 
 TOP_NAME, LEG_NAME, BASE_NAME = "round_table_top", "round_table_leg", "round_table_base"
 TOP_MASS, LEG_MASS, BASE_MASS = 0.12169, 0.03228, 0.03396
 
+SIDES = 12                         # polygonal prisms (``_add_polygon_prism``)
 TOP_RADIUS, TOP_BOTTOM_Z, TOP_DISC_Z = 0.100, -0.00125, 0.005
 RIM_INNER, RIM_TOP_Z, RIM_SEGMENTS = 0.09375, 0.0175, 24
 BOSS_RADIUS, BOSS_TOP_Z = 0.02125, 0.03125
 LEG_RADIUS, LEG_SHOULDER_Y, LEG_HOLE_FLOOR_Y, LEG_TOP_Y = 0.02125, -0.013125, 0.024375, 0.051875
 LEG_TIP_Y = -0.039375
-LEG_SIDES = 12
 BASE_RADIUS, BASE_BOTTOM_Z, BASE_TOP_Z, BASE_TIP_Z = 0.065, -0.00125, 0.01125, -0.02875
 BOLT_RADIUS, BOLT_TIP_RADIUS, BOLT_TIP_LENGTH = 0.010, 0.008, 0.002
 BORE_RADIUS = 0.011
@@ -65,30 +66,38 @@ def _cylinder_inertia(mass: float, radius: float, length: float, axis: int) -> n
     return inertia
 
 
-def _add_polygon_prism(body: mujoco.MjsBody, radius: float, start: float, end: float) -> None:
-    """A prism along y whose cross-section is the regular 12-gon inscribed in a circle of ``radius``, as the union of
-    6 boxes turned by 30 degrees each (its corners are the polygon's vertices). A round cylinder lying on the table
-    rolls away at the slightest torque (MuJoCo has no rolling friction at condim 3); the real leg's grip is knurled."""
-    for k in range(LEG_SIDES // 2):
-        angle = np.pi * k / (LEG_SIDES // 2)
-        half = (radius * np.cos(np.pi / LEG_SIDES), (end - start) / 2, radius * np.sin(np.pi / LEG_SIDES))
-        geom = add_box(body, half, pos=(0.0, (start + end) / 2, 0.0))
-        geom.quat = (np.cos(angle / 2), 0.0, np.sin(angle / 2), 0.0)
+def _add_polygon_prism(body: mujoco.MjsBody, radius: float, start: float, end: float, along_z: bool = False) -> None:
+    """A prism along y (or z) whose cross-section is the regular 12-gon inscribed in a circle of ``radius``, as the
+    union of 6 boxes turned by 30 degrees each (their corners are the polygon's vertices). Used where a part rests
+    on the table: a round cylinder lying there rolls away at the slightest torque (MuJoCo has no rolling friction at
+    condim 3; the real leg's grip is knurled), and one standing on its end spins up on MuJoCo's few cylinder-box
+    contact points, where box-box contacts are exact."""
+    for k in range(SIDES // 2):
+        angle = np.pi * k / (SIDES // 2)
+        across, side, half_length = radius * np.cos(np.pi / SIDES), radius * np.sin(np.pi / SIDES), (end - start) / 2
+        mid = (start + end) / 2
+        if along_z:
+            geom = add_box(body, (across, side, half_length), pos=(0.0, 0.0, mid))
+            geom.quat = (np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2))
+        else:
+            geom = add_box(body, (across, half_length, side), pos=(0.0, mid, 0.0))
+            geom.quat = (np.cos(angle / 2), 0.0, np.sin(angle / 2), 0.0)
 
 
 def _add_bolt(body: mujoco.MjsBody, tip: float, root: float, along_z: bool) -> None:
-    """A threaded bolt from its flat tip at ``tip`` to ``root``, as a cylinder with a chamfered tip."""
+    """A threaded bolt from its flat tip at ``tip`` to ``root``: a 12-gon prism of radius 10 mm with a 2 mm
+    chamfer (radius 8 mm) at the tip."""
     sign = np.sign(root - tip)
     chamfer = tip + sign * BOLT_TIP_LENGTH
-    add_cylinder(body, BOLT_RADIUS, *sorted((chamfer, root)), along_z=along_z)
-    add_cylinder(body, BOLT_TIP_RADIUS, *sorted((tip, chamfer)), along_z=along_z)
+    _add_polygon_prism(body, BOLT_RADIUS, *sorted((chamfer, root)), along_z=along_z)
+    _add_polygon_prism(body, BOLT_TIP_RADIUS, *sorted((tip, chamfer)), along_z=along_z)
 
 
 def _add_top(spec: mujoco.MjSpec, root: Path) -> None:
     thickness = TOP_DISC_Z - TOP_BOTTOM_Z
     body = add_free_part(spec, root, TOP_NAME, "round_table/round_table_top.obj", TOP_MASS,
                          _cylinder_inertia(TOP_MASS, TOP_RADIUS, thickness, axis=2))
-    add_cylinder(body, TOP_RADIUS, TOP_BOTTOM_Z, TOP_DISC_Z, along_z=True)
+    _add_polygon_prism(body, TOP_RADIUS, TOP_BOTTOM_Z, TOP_DISC_Z, along_z=True)
     mid = (RIM_INNER + TOP_RADIUS) / 2
     for i in range(RIM_SEGMENTS):
         angle = 2 * np.pi * i / RIM_SEGMENTS
@@ -110,12 +119,11 @@ def _add_leg(spec: mujoco.MjSpec, root: Path) -> None:
 def _add_base(spec: mujoco.MjSpec, root: Path) -> None:
     body = add_free_part(spec, root, BASE_NAME, "round_table/round_table_base.obj", BASE_MASS,
                          _cylinder_inertia(BASE_MASS, BASE_RADIUS, BASE_TOP_Z - BASE_BOTTOM_Z, axis=2))
-    add_cylinder(body, BASE_RADIUS, BASE_BOTTOM_Z, BASE_TOP_Z, name=f"{BASE_NAME}_disc", along_z=True)
+    _add_polygon_prism(body, BASE_RADIUS, BASE_BOTTOM_Z, BASE_TOP_Z, along_z=True)
     _add_bolt(body, BASE_TIP_Z, BASE_BOTTOM_Z, along_z=True)
 
 
 def _add_parts(spec: mujoco.MjSpec, root: Path) -> None:
-    spec.option.enableflags |= mujoco.mjtEnableBit.mjENBL_MULTICCD
     _add_top(spec, root)
     _add_leg(spec, root)
     _add_base(spec, root)

@@ -19,6 +19,10 @@ from inril_sim.furniture.mujoco_scene import SceneIds
 
 ENGAGE_LATERAL = 0.003
 ENGAGE_TILT_COS = float(np.cos(np.radians(10.0)))
+# A part engaging at its seat with its yaw a hair below zero, or at the thread start a hair past it (a part just
+# unscrewed and falling back), would otherwise be put a whole turn along the thread by the phase rule and yanked a
+# pitch by the weld; within this angle of either end it is put on that end instead.
+END_SNAP = np.radians(3.0)
 
 
 def _perpendicular(axis: np.ndarray) -> np.ndarray:
@@ -103,6 +107,7 @@ class ScrewThreads:
         per_metre, release = float(self.hinge_per_metre[thread]), float(self.release_angle[thread])
         turns = np.round((max(height, 0.0) * per_metre - yaw) / (2 * np.pi))
         angle = float(yaw + 2 * np.pi * turns)
+        angle = float(np.clip(angle, 0.0, release)) if -END_SNAP < angle < release + END_SNAP else angle
         angle += 2 * np.pi * ((angle < 0.0) - (angle > release))  # stay on the thread, same phase
         slide, hinge = self.ids.carrier_qpos[thread]
         self.data.qpos[slide], self.data.qpos[hinge] = angle / per_metre, angle
