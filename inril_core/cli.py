@@ -303,12 +303,12 @@ def bench_furniture_expert(furniture: str = typer.Option("one_leg", help="Furnit
     (reward check and the stricter scripted-demo check), per randomness level; writes a JSON."""
     from inril_core.training import progress_bar
     from inril_sim.furniture.expert import measure_expert
-    from inril_sim.furniture.mujoco_env import RANDOMNESS, SQUARE_TABLE_FURNITURE
+    from inril_sim.furniture.mujoco_env import RANDOMNESS, SCENES
 
     levels = randomness.split(",")
-    if furniture not in SQUARE_TABLE_FURNITURE or not set(levels) <= set(RANDOMNESS):
+    if furniture not in SCENES or not set(levels) <= set(RANDOMNESS):
         _fail(f"--furniture {furniture} --randomness {randomness}: the MuJoCo port has furniture "
-              f"{', '.join(SQUARE_TABLE_FURNITURE)} and randomness {', '.join(RANDOMNESS)}")
+              f"{', '.join(SCENES)} and randomness {', '.join(RANDOMNESS)}")
     results = []
     with progress_bar() as bar:
         for level in levels:
@@ -317,7 +317,8 @@ def bench_furniture_expert(furniture: str = typer.Option("one_leg", help="Furnit
                                           progress=lambda done, row=row: bar.update(row, completed=done)))
             r = results[-1]
             bar.console.print(f"{furniture} {level}: reward check {r['reward_check']:.2f}, strict check "
-                              f"{r['strict_check']:.2f}, mean steps to success {r['mean_steps_to_reward_check']}")
+                              f"{r['strict_check']:.2f}, scripted pairs (strict) {r['scripted_pairs_strict']:.2f}, "
+                              f"mean steps to success {r['mean_steps_to_reward_check']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"results": results, "load_average_1min": os.getloadavg()[0],
                                "command": "inril bench furniture-expert " + " ".join(sys.argv[3:])}, indent=2))

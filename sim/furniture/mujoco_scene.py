@@ -263,13 +263,15 @@ class Thread:
     ``seat`` is the screwed part's pose in the host's frame when assembled (furniture_bench's
     ``assembled_rel_poses``), ``axis`` the hole axis in that seated part's frame, pointing out of the hole (the way
     the part backs out), ``pitch`` the right-handed thread's pitch and ``start`` how far above the seat the threads
-    first meet (the engaged length when seated)."""
+    first meet (the engaged length when seated). ``catch_falls``: a part that falls past the thread start within
+    one physics step is put where the thread catches it (``screw``), rather than pulled there by the weld."""
     host: str
     parts: tuple[str, ...]
     seat: np.ndarray
     axis: tuple[float, float, float]
     pitch: float
     start: float
+    catch_falls: bool = True
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: the compiled-model cache's key

@@ -5,7 +5,11 @@ has a carrier body that can only move along a helix (slide and hinge along the h
 right-handed). A part engages a thread when it is within 3 mm of the hole axis, tilted less than 10 degrees, and no
 higher above its seat than the thread start: the carrier is put on the helix turn nearest to the part's height whose
 angle equals the part's yaw about the axis (at most half a pitch away), and a weld ties the part to it. From then on
-the part descends only when turned clockwise, stops at the seat (the carrier slide's lower limit, where its pose
+A part that falls past the thread start within one physics step (a leg let go of 5 cm
+above the hole falls 8 mm per step) is put where the thread would have caught it: on the highest turn with its
+yaw, at rest, instead of being pulled there by the weld over the next steps (a policy would see it lower than the
+thread allows for a few steps, and FurnitureBench's strict check can pass on such a frame; ``Thread.catch_falls``,
+off for the square table). From then on the part descends only when turned clockwise, stops at the seat (the carrier slide's lower limit, where its pose
 relative to the host is the assembled one FurnitureBench's success test asks for), and unscrews in reverse; turned
 back past the thread start it is released. The checks run every physics step, so a part dropped into a hole cannot
 fall past the thread start unseen. A part is engaged on at most one thread at a time.
@@ -49,10 +53,15 @@ class ScrewThreads:
         self.hinge_per_metre = 2 * np.pi / self.pitch
         self.release_angle = self.hinge_per_metre * self.start
         self.engaged = np.full(len(threads), -1)  # index into the thread's parts, -1 when free
+        self._part_index = {int(body): i for i, body in enumerate(ids.part_bodies)}
+        self._catch_falls = np.array([t.catch_falls for t in threads])
+        # whether each part was on the axis above the thread start at the last check (threads x parts)
+        self._above_start = np.zeros(ids.thread_parts.shape, dtype=bool)
 
     def reset(self) -> None:
         """Release every part and park the carriers at the seat."""
         self.engaged[:] = -1
+        self._above_start[:] = False
         self.data.eq_active[self.ids.screw_welds.reshape(-1)] = 0
         self.data.qpos[self.ids.carrier_qpos.reshape(-1)] = 0.0
         self.data.qvel[self.ids.carrier_dof.reshape(-1)] = 0.0
@@ -93,15 +102,21 @@ class ScrewThreads:
         height = np.einsum("hli,hi->hl", rel_pos, self.axis)
         lateral = np.linalg.norm(rel_pos - height[..., None] * self.axis[:, None], axis=-1)
         tilt_cos = np.einsum("hi,hlij,hj->hl", self.axis, rel_rot, self.axis)
-        candidates = ((lateral <= ENGAGE_LATERAL) & (height <= self.start[:, None])
-                      & (height > -self.pitch[:, None]) & (tilt_cos >= ENGAGE_TILT_COS))
+        aligned = (lateral <= ENGAGE_LATERAL) & (tilt_cos >= ENGAGE_TILT_COS)
+        candidates = aligned & (height <= self.start[:, None]) & (height > -self.pitch[:, None])
         candidates[self.engaged >= 0] = False
+        fell_past_start = self._above_start & self._catch_falls[:, None]
+        self._above_start = aligned & (height > self.start[:, None])
         if not candidates.any():
             return
         yaws = self._yaws(rel_rot)
         for thread, part in zip(*np.nonzero(candidates)):
             if self.engaged[thread] < 0 and int(self.ids.thread_parts[thread, part]) not in self.engaged_bodies():
-                self._engage(thread, part, float(height[thread, part]), float(yaws[thread, part]))
+                if fell_past_start[thread, part]:
+                    self._engage(thread, part, float(self.start[thread]), float(yaws[thread, part]))
+                    self._put_on_carrier(thread, part)
+                else:
+                    self._engage(thread, part, float(height[thread, part]), float(yaws[thread, part]))
 
     def _engage(self, thread: int, part: int, height: float, yaw: float) -> None:
         per_metre, release = float(self.hinge_per_metre[thread]), float(self.release_angle[thread])
@@ -114,3 +129,23 @@ class ScrewThreads:
         self.data.qvel[self.ids.carrier_dof[thread]] = 0.0
         self.data.eq_active[self.ids.screw_welds[thread, part]] = 1
         self.engaged[thread] = part
+
+    def _put_on_carrier(self, thread: int, part: int) -> None:
+        """Move ``part`` onto its thread's carrier (where the weld holds it), at rest."""
+        host = self.ids.thread_hosts[thread]
+        slide, hinge = self.data.qpos[self.ids.carrier_qpos[thread]]
+        axis = self.axis[thread]
+        turn = np.zeros(4)
+        mujoco.mju_axisAngle2Quat(turn, axis, hinge)
+        seat_quat = np.zeros(4)
+        mujoco.mju_mat2Quat(seat_quat, np.ascontiguousarray(self.seat_rot[thread]).reshape(-1))
+        local_quat = np.zeros(4)
+        mujoco.mju_mulQuat(local_quat, seat_quat, turn)
+        quat = np.zeros(4)
+        mujoco.mju_mulQuat(quat, self.data.xquat[host], local_quat)
+        local_pos = self.seat_pos[thread] + self.seat_rot[thread] @ (axis * slide)
+        pos = self.data.xpos[host] + self.data.xmat[host].reshape(3, 3) @ local_pos
+        index = self._part_index[int(self.ids.thread_parts[thread, part])]
+        qpos = self.ids.part_qpos[index]
+        self.data.qpos[qpos[:3]], self.data.qpos[qpos[3:]] = pos, quat
+        self.data.qvel[self.ids.part_dof[index]] = 0.0

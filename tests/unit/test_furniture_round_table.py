@@ -167,6 +167,21 @@ def test_the_leg_screws_into_the_top_only_when_turned_and_seats_assembled(env):
     assert not assembled_pairs(env.contract, env.parts_poses())
 
 
+def test_a_leg_let_go_above_the_hole_is_caught_by_the_thread_not_seen_below_it(env):
+    """FurnitureBench's expert lets the leg go 5 cm above the hole; it falls 8 mm per physics step, past the
+    thread start, and must show up where the thread catches it (within a pitch below the start), never near the
+    seat, where the strict check would pass on an unscrewed leg."""
+    for yaw in (-0.13, 1.0, 2.5):
+        env.reset(seed=0)
+        _place(env, LEG_THREAD, height=0.05, yaw=yaw)
+        for _ in range(10):
+            env.step(HOLD)
+            height = _height_and_yaw(env, LEG_THREAD)[0]
+            assert height > LEG_THREAD_START - env.threads.pitch[LEG_THREAD] - 0.001
+            assert not assembled_pairs(env.contract, env.parts_poses(), strict=True)
+        assert env.threads.engaged[LEG_THREAD] == 0
+
+
 def test_the_base_screws_onto_the_seated_leg_and_the_table_counts_as_assembled(env):
     env.reset(seed=0)
     _place(env, LEG_THREAD, height=0.001)  # engages at once and is pulled onto the seat
