@@ -135,31 +135,39 @@ def add_cylinder(body: mujoco.MjsBody, radius: float, start: float, end: float, 
     return geom
 
 
-def wedge_vertices(index: int, bore: float, half: float, half_y: float, square: bool = True) -> np.ndarray:
+def wedge_vertices(index: int, bore: float, half: float, half_y: float, square: bool = True,
+                   mouth: float | None = None) -> np.ndarray:
     """Vertices of wedge ``index``: the part of the square cell [-half, half]^2 (x, z), or with ``square=False`` of
     the disc of radius ``half`` (its outer arc as a chord), outside the bore between two angles, extruded over
-    +-half_y along y. Convex, so MuJoCo collides it exactly."""
+    +-half_y along y; with ``mouth`` the bore widens linearly to that radius at +half_y (a lead-in cone). Convex,
+    so MuJoCo collides it exactly."""
     a0, a1 = 2 * np.pi * index / N_WEDGES, 2 * np.pi * (index + 1) / N_WEDGES
-    points = [bore * np.array([np.cos(a), np.sin(a)]) for a in (a0, a1)]
+    outer = []
     for a in (a0, a1):
         direction = np.array([np.cos(a), np.sin(a)])
-        points.append(direction * half / (np.max(np.abs(direction)) if square else 1.0))
+        outer.append(direction * half / (np.max(np.abs(direction)) if square else 1.0))
     for corner in ((half, half), (-half, half), (-half, -half), (half, -half)) if square else ():
         angle = np.arctan2(corner[1], corner[0]) % (2 * np.pi)
         if a0 < angle < a1:
-            points.append(np.array(corner))
-    return np.array([[x, y, z] for x, z in points for y in (-half_y, half_y)])
+            outer.append(np.array(corner))
+    vertices = []
+    for radius, y in ((bore, -half_y), (bore if mouth is None else mouth, half_y)):
+        inner = [radius * np.array([np.cos(a), np.sin(a)]) for a in (a0, a1)]
+        vertices += [[x, y, z] for x, z in inner + outer]
+    return np.array(vertices)
 
 
 def add_bore_ring(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, bore: float, half: float, y0: float,
-                  y1: float, centre=(0.0, 0.0), square: bool = True, quat=(1.0, 0.0, 0.0, 0.0)) -> None:
+                  y1: float, centre=(0.0, 0.0), square: bool = True, quat=(1.0, 0.0, 0.0, 0.0),
+                  mouth: float | None = None) -> None:
     """A threaded hole's walls: ``N_WEDGES`` convex wedges around a bore of radius ``bore`` (x, z centre
-    ``centre``) from ``y0`` to ``y1`` along y, inside a square cell of half-width ``half`` (or a disc of radius
-    ``half``), the whole ring turned by ``quat`` in the body frame (a hole along z: a quarter turn about x)."""
+    ``centre``) from ``y0`` to ``y1`` along y (widening to ``mouth`` at ``y1`` when given), inside a square cell of
+    half-width ``half`` (or a disc of radius ``half``), the whole ring turned by ``quat`` in the body frame (a hole
+    along z: a quarter turn about x)."""
     for i in range(N_WEDGES):
         mesh = spec.add_mesh()
         mesh.name = f"{name}_wedge{i}"
-        mesh.uservert = wedge_vertices(i, bore, half, (y1 - y0) / 2, square).reshape(-1)
+        mesh.uservert = wedge_vertices(i, bore, half, (y1 - y0) / 2, square, mouth).reshape(-1)
         geom = body.add_geom()
         pos = np.zeros(3)
         mujoco.mju_rotVecQuat(pos, np.array([centre[0], (y0 + y1) / 2, centre[1]]), np.asarray(quat, float))
@@ -263,15 +271,15 @@ class Thread:
     ``seat`` is the screwed part's pose in the host's frame when assembled (furniture_bench's
     ``assembled_rel_poses``), ``axis`` the hole axis in that seated part's frame, pointing out of the hole (the way
     the part backs out), ``pitch`` the right-handed thread's pitch and ``start`` how far above the seat the threads
-    first meet (the engaged length when seated). ``catch_falls``: a part that falls past the thread start within
-    one physics step is put where the thread catches it (``screw``), rather than pulled there by the weld."""
+    first meet (the engaged length when seated). ``snap_on_engage``: an engaging part is moved onto the carrier
+    at once (``screw``), rather than pulled there by the weld over a few steps."""
     host: str
     parts: tuple[str, ...]
     seat: np.ndarray
     axis: tuple[float, float, float]
     pitch: float
     start: float
-    catch_falls: bool = True
+    snap_on_engage: bool = True
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: the compiled-model cache's key

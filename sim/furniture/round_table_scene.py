@@ -53,6 +53,11 @@ LEG_TIP_Y = -0.039375
 BASE_RADIUS, BASE_BOTTOM_Z, BASE_TOP_Z, BASE_TIP_Z = 0.065, -0.00125, 0.01125, -0.02875
 BOLT_RADIUS, BOLT_TIP_RADIUS, BOLT_TIP_LENGTH = 0.010, 0.008, 0.002
 BORE_RADIUS = 0.011
+# Above the female threads both holes are a plain counterbore of radius 12.5 mm (7.5 mm deep in the top's boss,
+# 8.3 mm in the leg); modelled as a cone from the bore to 12.5 mm at the face, which centres a bolt let go up to
+# 4.5 mm off the axis (a flat step at 11 mm throws it out: FurnitureBench's expert lets the leg go 5 cm up)
+COUNTERBORE_RADIUS = 0.0125
+TOP_THREAD_END_Z, LEG_THREAD_END_Y = 0.02375, 0.0436
 THREAD_PITCH = 0.0094
 LEG_THREAD_START, BASE_THREAD_START = 0.0117, 0.0110
 
@@ -104,8 +109,10 @@ def _add_top(spec: mujoco.MjSpec, root: Path) -> None:
         half = ((TOP_RADIUS - RIM_INNER) / 2, mid * np.tan(np.pi / RIM_SEGMENTS), (RIM_TOP_Z - TOP_DISC_Z) / 2)
         geom = add_box(body, half, pos=(mid * np.cos(angle), mid * np.sin(angle), (RIM_TOP_Z + TOP_DISC_Z) / 2))
         geom.quat = (np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2))
-    add_bore_ring(spec, body, "top_hole", BORE_RADIUS, BOSS_RADIUS, TOP_DISC_Z, BOSS_TOP_Z, square=False,
+    add_bore_ring(spec, body, "top_hole", BORE_RADIUS, BOSS_RADIUS, TOP_DISC_Z, TOP_THREAD_END_Z, square=False,
                   quat=_Y_TO_Z)
+    add_bore_ring(spec, body, "top_mouth", BORE_RADIUS, BOSS_RADIUS, TOP_THREAD_END_Z, BOSS_TOP_Z, square=False,
+                  quat=_Y_TO_Z, mouth=COUNTERBORE_RADIUS)
 
 
 def _add_leg(spec: mujoco.MjSpec, root: Path) -> None:
@@ -113,7 +120,9 @@ def _add_leg(spec: mujoco.MjSpec, root: Path) -> None:
                          _cylinder_inertia(LEG_MASS, LEG_RADIUS, LEG_TOP_Y - LEG_TIP_Y, axis=1))
     _add_bolt(body, LEG_TIP_Y, LEG_SHOULDER_Y, along_z=False)
     _add_polygon_prism(body, LEG_RADIUS, LEG_SHOULDER_Y, LEG_HOLE_FLOOR_Y)
-    add_bore_ring(spec, body, "leg_hole", BORE_RADIUS, LEG_RADIUS, LEG_HOLE_FLOOR_Y, LEG_TOP_Y, square=False)
+    add_bore_ring(spec, body, "leg_hole", BORE_RADIUS, LEG_RADIUS, LEG_HOLE_FLOOR_Y, LEG_THREAD_END_Y, square=False)
+    add_bore_ring(spec, body, "leg_mouth", BORE_RADIUS, LEG_RADIUS, LEG_THREAD_END_Y, LEG_TOP_Y, square=False,
+                  mouth=COUNTERBORE_RADIUS)
 
 
 def _add_base(spec: mujoco.MjSpec, root: Path) -> None:

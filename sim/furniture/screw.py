@@ -5,11 +5,12 @@ has a carrier body that can only move along a helix (slide and hinge along the h
 right-handed). A part engages a thread when it is within 3 mm of the hole axis, tilted less than 10 degrees, and no
 higher above its seat than the thread start: the carrier is put on the helix turn nearest to the part's height whose
 angle equals the part's yaw about the axis (at most half a pitch away), and a weld ties the part to it. From then on
-A part that falls past the thread start within one physics step (a leg let go of 5 cm
-above the hole falls 8 mm per step) is put where the thread would have caught it: on the highest turn with its
-yaw, at rest, instead of being pulled there by the weld over the next steps (a policy would see it lower than the
-thread allows for a few steps, and FurnitureBench's strict check can pass on such a frame; ``Thread.catch_falls``,
-off for the square table). From then on the part descends only when turned clockwise, stops at the seat (the carrier slide's lower limit, where its pose
+On threads with ``Thread.snap_on_engage`` (the round table's; off for the square
+table) the engaged part is moved onto the carrier at once, at rest, rather than pulled there by the weld over the
+next steps: a part that fell past the thread start within one physics step (a leg let go of 5 cm above the hole
+falls 8 mm per step) or slipped down the bore misaligned would otherwise show up below where the thread holds it
+for a few steps, and FurnitureBench's strict check can pass on such a frame; one that fell past the start is put on
+the highest turn with its yaw, where the thread catches it. From then on the part descends only when turned clockwise, stops at the seat (the carrier slide's lower limit, where its pose
 relative to the host is the assembled one FurnitureBench's success test asks for), and unscrews in reverse; turned
 back past the thread start it is released. The checks run every physics step, so a part dropped into a hole cannot
 fall past the thread start unseen. A part is engaged on at most one thread at a time.
@@ -54,7 +55,7 @@ class ScrewThreads:
         self.release_angle = self.hinge_per_metre * self.start
         self.engaged = np.full(len(threads), -1)  # index into the thread's parts, -1 when free
         self._part_index = {int(body): i for i, body in enumerate(ids.part_bodies)}
-        self._catch_falls = np.array([t.catch_falls for t in threads])
+        self._snap = np.array([t.snap_on_engage for t in threads])
         # whether each part was on the axis above the thread start at the last check (threads x parts)
         self._above_start = np.zeros(ids.thread_parts.shape, dtype=bool)
 
@@ -105,18 +106,17 @@ class ScrewThreads:
         aligned = (lateral <= ENGAGE_LATERAL) & (tilt_cos >= ENGAGE_TILT_COS)
         candidates = aligned & (height <= self.start[:, None]) & (height > -self.pitch[:, None])
         candidates[self.engaged >= 0] = False
-        fell_past_start = self._above_start & self._catch_falls[:, None]
+        fell_past_start = self._above_start & self._snap[:, None]
         self._above_start = aligned & (height > self.start[:, None])
         if not candidates.any():
             return
         yaws = self._yaws(rel_rot)
         for thread, part in zip(*np.nonzero(candidates)):
             if self.engaged[thread] < 0 and int(self.ids.thread_parts[thread, part]) not in self.engaged_bodies():
-                if fell_past_start[thread, part]:
-                    self._engage(thread, part, float(self.start[thread]), float(yaws[thread, part]))
+                at = self.start[thread] if fell_past_start[thread, part] else height[thread, part]
+                self._engage(thread, part, float(at), float(yaws[thread, part]))
+                if self._snap[thread]:
                     self._put_on_carrier(thread, part)
-                else:
-                    self._engage(thread, part, float(height[thread, part]), float(yaws[thread, part]))
 
     def _engage(self, thread: int, part: int, height: float, yaw: float) -> None:
         per_metre, release = float(self.hinge_per_metre[thread]), float(self.release_angle[thread])

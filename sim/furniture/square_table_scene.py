@@ -88,7 +88,7 @@ def _seat(position: np.ndarray) -> np.ndarray:
 
 SQUARE_TABLE = FurnitureParts(
     name="square_table", part_names=(TOP_NAME,) + LEG_NAMES, add_parts=_add_parts,
-    # catch_falls off: one_leg keeps the behaviour its recorded results (docs/results/furniture-one_leg) were measured
-    # with, where the weld pulls a leg that fell past the thread start up to its turn over a few steps
+    # snap_on_engage off: one_leg keeps the behaviour its recorded results (docs/results/furniture-one_leg) were
+    # measured with, where the weld pulls an engaging leg onto its turn over a few steps
     threads=tuple(Thread(host=TOP_NAME, parts=LEG_NAMES, seat=_seat(hole), axis=(0.0, 1.0, 0.0),
-                         pitch=THREAD_PITCH, start=THREAD_START, catch_falls=False) for hole in hole_positions()))
+                         pitch=THREAD_PITCH, start=THREAD_START, snap_on_engage=False) for hole in hole_positions()))
