@@ -5,15 +5,17 @@ has a carrier body that can only move along a helix (slide and hinge along the h
 right-handed). A part engages a thread when it is within 3 mm of the hole axis, tilted less than 10 degrees, and no
 higher above its seat than the thread start: the carrier is put on the helix turn nearest to the part's height whose
 angle equals the part's yaw about the axis (at most half a pitch away), and a weld ties the part to it. From then on
-On threads with ``Thread.snap_on_engage`` (the round table's; off for the square
-table) the engaged part is moved onto the carrier at once, at rest, rather than pulled there by the weld over the
-next steps: a part that fell past the thread start within one physics step (a leg let go of 5 cm above the hole
-falls 8 mm per step) or slipped down the bore misaligned would otherwise show up below where the thread holds it
-for a few steps, and FurnitureBench's strict check can pass on such a frame; one that fell past the start is put on
-the highest turn with its yaw, where the thread catches it. From then on the part descends only when turned clockwise, stops at the seat (the carrier slide's lower limit, where its pose
+the part descends only when turned clockwise, stops at the seat (the carrier slide's lower limit, where its pose
 relative to the host is the assembled one FurnitureBench's success test asks for), and unscrews in reverse; turned
 back past the thread start it is released. The checks run every physics step, so a part dropped into a hole cannot
 fall past the thread start unseen. A part is engaged on at most one thread at a time.
+
+On threads with ``Thread.snap_on_engage`` (the round table's; off for the square table) the engaged part is moved
+onto the carrier at once, at rest, rather than pulled there by the weld over the next steps: a part that fell past
+the thread start within one physics step (a leg let go of 5 cm above the hole falls 8 mm per step) or slipped down
+the bore misaligned would otherwise show up below where the thread holds it for a few steps, and FurnitureBench's
+strict check can pass on such a frame; one that fell past the start is put on the highest turn with its yaw, where
+the thread catches it.
 """
 from __future__ import annotations
 
