@@ -25,10 +25,10 @@ from inril_sim.furniture.contracts import (ACTION_DIM, assembled_pairs, flatten_
 from inril_sim.furniture.frames import furniture_frames, mat_to_pose_xyzw, pose_to_mat
 from inril_sim.furniture.mujoco_scene import (ARM_JOINTS, CAMERAS, FINGER_JOINTS, GRIPPER_FORCE, IMAGE_SIZE,
                                               PHYSICS_STEPS_PER_ENV_STEP, TIMESTEP, FurnitureParts, build_model)
-from inril_sim.furniture.round_table_scene import ROUND_TABLE
-from inril_sim.furniture.square_table_scene import SQUARE_TABLE
 from inril_sim.furniture.osc import OperationalSpaceController
+from inril_sim.furniture.round_table_scene import ROUND_TABLE
 from inril_sim.furniture.screw import ScrewThreads
+from inril_sim.furniture.square_table_scene import SQUARE_TABLE
 from inril_sim.rotations import canonical_xyzw, xyzw_to_wxyz
 
 GRASP_MARGIN = 0.02 - 0.001          # FurnitureSimEnv.grasp_margin
