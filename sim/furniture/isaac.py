@@ -13,7 +13,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from inril_sim.furniture.contracts import ACTION_DIM, flatten_observation, furniture_spec, to_furniture_action
+from inril_sim.furniture.contracts import (ACTION_DIM, flatten_observation, furniture_spec, own_reset_poses,
+                                           to_furniture_action)
 
 INSTALL_HINT = ("FurnitureSim needs NVIDIA IsaacGym (Preview 4), which no package registry serves: download it from "
                 "https://developer.nvidia.com/isaac-gym, 'pip install -e isaacgym/python' into .venv, and run on a "
@@ -63,6 +64,7 @@ class FurnitureSimTask(gym.Env):
         self._env = FurnitureSimStateEnv(
             furniture=furniture, num_envs=1, headless=True, np_step_out=True, randomness=randomness,
             compute_device_id=compute_device_id, graphics_device_id=graphics_device_id, max_env_steps=max_env_steps)
+        own_reset_poses(*self._env.furnitures, self._env.furniture)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.spec_furniture.obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
 

@@ -27,7 +27,8 @@ from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from inril_core.safety import hold_action
-from inril_sim.furniture.contracts import ACTION_DIM, flatten_observation, furniture_spec, to_furniture_action
+from inril_sim.furniture.contracts import (ACTION_DIM, flatten_observation, furniture_spec, own_reset_poses,
+                                           to_furniture_action)
 
 HOLD = hold_action("quaternion").astype(np.float32)  # no motion, identity rotation, gripper left as it is
 
@@ -41,9 +42,11 @@ def furniture_sim_factory(furniture: str, num_envs: int, randomness: str, comput
         import_isaacgym()
         from furniture_bench.envs.furniture_sim_env import FurnitureSimStateEnv
 
-        return FurnitureSimStateEnv(furniture=furniture, num_envs=num_envs, headless=True, np_step_out=True,
-                                    randomness=randomness, compute_device_id=compute_device_id,
-                                    graphics_device_id=graphics_device_id, max_env_steps=max_env_steps)
+        sim = FurnitureSimStateEnv(furniture=furniture, num_envs=num_envs, headless=True, np_step_out=True,
+                                   randomness=randomness, compute_device_id=compute_device_id,
+                                   graphics_device_id=graphics_device_id, max_env_steps=max_env_steps)
+        own_reset_poses(*sim.furnitures, sim.furniture)
+        return sim
     return make
 
 

@@ -21,7 +21,7 @@ import mujoco
 import numpy as np
 
 from inril_sim.furniture.contracts import (ACTION_DIM, assembled_pairs, flatten_observation, furniture_spec,
-                                           import_furniture_bench, to_furniture_action)
+                                           import_furniture_bench, own_reset_poses, to_furniture_action)
 from inril_sim.furniture.frames import furniture_frames, mat_to_pose_xyzw, pose_to_mat
 from inril_sim.furniture.mujoco_scene import (ARM_JOINTS, CAMERAS, FINGER_JOINTS, GRIPPER_FORCE, IMAGE_SIZE,
                                               PHYSICS_STEPS_PER_ENV_STEP, TIMESTEP, FurnitureParts, build_model)
@@ -72,6 +72,7 @@ class FurnitureMujocoEnv(gym.Env):
         self.furniture_name, self.randomness, self.render_mode = furniture, randomness, render_mode
         self.contract = furniture_spec(furniture)
         self.furniture = furniture_modules.furniture_factory(furniture)  # this env's own: reset poses live here
+        own_reset_poses(self.furniture)
         self.max_gripper_width = float(config["robot"]["max_gripper_width"][furniture])
         self.frames = furniture_frames()
         self.model, self.ids = build_model(SCENES[furniture])

@@ -2,6 +2,7 @@
 from the furniture_bench package's assets, the env keeps FurnitureBench's observation/action contract and frames,
 the controller is FurnitureBench's control law, and the thread behaves like one (turn to descend, seat at the
 identity rotation both success checks accept, unscrew in reverse)."""
+import copy
 import csv
 
 import mujoco
@@ -60,6 +61,24 @@ def test_seeded_resets_repeat_and_differ(env):
     state = np.random.get_state()[1].copy()
     env.reset(seed=13)
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # the caller's global generator is untouched
+
+
+def test_envs_built_later_reset_as_the_first_did_and_furniture_benchs_config_is_left_alone(env):
+    """furniture_bench's parts write each random reset into its global config; an env built after others have reset
+    must still draw around FurnitureBench's nominal poses (each evaluation builds new envs)."""
+    from furniture_bench.config import config
+
+    nominal = copy.deepcopy(config["furniture"]["one_leg"])
+    first, _ = env.reset(seed=5)
+    other = FurnitureMujocoEnv("one_leg")
+    for seed in range(3):
+        other.reset(seed=seed)
+    later, _ = FurnitureMujocoEnv("one_leg").reset(seed=5)
+    np.testing.assert_array_equal(later, first)
+    for part, part_config in nominal.items():
+        if isinstance(part_config, dict) and "reset_pos" in part_config:
+            np.testing.assert_array_equal(np.asarray(config["furniture"]["one_leg"][part]["reset_pos"], dtype=float),
+                                          np.asarray(part_config["reset_pos"], dtype=float))
 
 
 def test_bad_actions_are_refused_with_the_reason(env):
