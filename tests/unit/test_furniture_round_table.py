@@ -14,6 +14,7 @@ from inril_sim.furniture.frames import pose_to_mat
 from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
 from inril_sim.furniture.round_table_scene import (BASE_MASS, BASE_NAME, BASE_THREAD_START, LEG_MASS, LEG_NAME,
                                                    LEG_THREAD_START, TOP_MASS, TOP_NAME)
+from test_furniture_mujoco import check_seeded_resets
 
 HOLD = np.array([0, 0, 0, 0, 0, 0, 1, -1.0])  # no motion, gripper open
 LEG_THREAD, BASE_THREAD = 0, 1
@@ -129,11 +130,7 @@ def test_parts_rest_where_they_were_reset(env):
 
 
 def test_seeded_resets_repeat_and_differ(env):
-    a, _ = env.reset(seed=11)
-    b, _ = env.reset(seed=11)
-    c, _ = env.reset(seed=12)
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a[14:], c[14:])
+    check_seeded_resets(env)
 
 
 def test_the_leg_screws_into_the_top_only_when_turned_and_seats_assembled(env):
