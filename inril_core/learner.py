@@ -72,10 +72,11 @@ class ImitationUpdater:
         before the first real step.
 
         Why: a fresh Adam's first step is lr * sign(g) on every weight (after bias correction m / sqrt(v) = +-1),
-        whatever the gradient's size and noise. On a converged diffusion base that is a uniform nudge of every
-        weight by il.lr; one such step at 1e-4 took one_leg's UNet base from 0.65 to 0.00 success (docs/results/
-        furniture-one_leg). With primed moments the first step is lr * E[g] / sqrt(E[g^2]) per weight: small where
-        the demo gradient is mostly noise, as it is at a pre-trained optimum."""
+        whatever the gradient's size and noise: on a converged diffusion base, a uniform nudge of every weight by
+        il.lr. With primed moments the first step is lr * E[g] / sqrt(E[g^2]) per weight instead, small where the
+        demo gradient is mostly noise. Measured on one_leg's UNet base (`inril bench il-steps`, docs/results/
+        furniture-one_leg) it did not help: at il.lr 1e-4 one IL step leaves 0.05 success fresh and 0.00 primed
+        (from 0.65), and only a smaller il.lr kept the base; hence off by default (``il.prime_batches: 0``)."""
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         for group in self.optimizer.param_groups:
             group["lr"] = 0.0
