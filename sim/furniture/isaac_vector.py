@@ -131,4 +131,6 @@ class FurnitureSimVectorEnv(VectorEnv):
         return obs_out, rewards, terminated, truncated, infos
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.sim.isaac_gym.destroy_sim(self.sim.sim)
+        sim = getattr(self, "sim", None)  # none when making it failed (no IsaacGym): nothing to destroy
+        if sim is not None:
+            sim.isaac_gym.destroy_sim(sim.sim)
