@@ -20,9 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from inril_core.config import resolve_device
-from inril_core.envs import eval_vector
-from inril_core.evaluate import evaluate
-from inril_core.training import DeployedPolicy, build_learner, load_pretrained_agent, seed_everything
+from inril_core.training import build_learner, evaluate_algorithm, load_pretrained_agent, seed_everything
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -44,12 +42,8 @@ def il_step_plan(lrs: Sequence[float], primes: Sequence[int], steps: Sequence[in
 def _evaluate(cfg: DictConfig, learner) -> dict:
     """The deployed policy's evaluation, on RNG streams of its own: the IL draws after a milestone are the ones a
     run without that evaluation would make, so the step counts in the table mean what they say."""
-    algo = learner.algo
-    policy = DeployedPolicy(algo.agent, algo.actor(explore=False), algo.env_act_steps)
     with torch.random.fork_rng():
-        result = evaluate(policy, cfg.env.id, cfg.env.max_episode_steps, policy.act_steps, cfg.train.eval_episodes,
-                          cfg.train.eval_n_envs, seed=cfg.seed, on_ended=policy.episodes_ended,
-                          vector=eval_vector(cfg.env.vector))
+        result = evaluate_algorithm(cfg, learner.algo)
     return {**result.as_dict(), "heldout_il_loss": learner.imitation.heldout_loss()}
 
 

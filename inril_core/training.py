@@ -26,12 +26,12 @@ from inril_core.buffers import build_demo_splits, fixed_noise_loss, load_demo_ep
 from inril_core.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from inril_core.config import interleave_m, resolve_device
 from inril_core.envs import eval_vector, make_env, make_vector_env, step_outcome
-from inril_core.evaluate import evaluate
+from inril_core.evaluate import EvalResult, evaluate
 from inril_core.interleave import InterleaveSchedule
 from inril_core.learner import ImitationUpdater, Learner
 from inril_core.replay import ReplayBuffer, ReplayDraw, Transitions, demo_transitions
 from inril_core.rl import build_algorithm
-from inril_core.rl.base import Actor, Rollout
+from inril_core.rl.base import Actor, RLAlgorithm, Rollout
 from inril_core.run_log import RunLog
 
 
@@ -179,6 +179,15 @@ def load_policy(run_dir: str | Path, explore: bool = False) -> DeployedPolicy:
             algo.load_tensors(tensors)
             return DeployedPolicy(agent, algo.actor(explore), algo.env_act_steps)
     return DeployedPolicy(agent, Actor(lambda obs: (agent.policy.sample_ddim(obs, eta=0.0), None)), agent.act_steps)
+
+
+def evaluate_algorithm(cfg: DictConfig, algo: RLAlgorithm) -> EvalResult:
+    """The deterministic evaluation of ``algo``'s deployed policy on the config's fixed seeds (fine-tuning's, and
+    the IL-steps probe's)."""
+    policy = DeployedPolicy(algo.agent, algo.actor(explore=False), algo.env_act_steps)
+    return evaluate(policy, cfg.env.id, cfg.env.max_episode_steps, policy.act_steps, cfg.train.eval_episodes,
+                    cfg.train.eval_n_envs, seed=cfg.seed, on_ended=policy.episodes_ended,
+                    vector=eval_vector(cfg.env.vector))
 
 
 def scratch_agent(cfg: DictConfig) -> DiffusionAgent:
@@ -423,11 +432,7 @@ class FineTuneRun:
         """Deterministic evaluation on fixed seeds (rank 0 only: the ranks hold the same weights)."""
         if self.rank != 0:
             return None
-        c = self.cfg
-        policy = DeployedPolicy(self.agent, self.algo.actor(explore=False), self.algo.env_act_steps)
-        result = evaluate(policy, c.env.id, c.env.max_episode_steps, policy.act_steps, c.train.eval_episodes,
-                          c.train.eval_n_envs, seed=c.seed, on_ended=policy.episodes_ended,
-                          vector=eval_vector(c.env.vector))
+        result = evaluate_algorithm(self.cfg, self.algo)
         self.last_eval = {"iteration": self.iteration, "env_steps": self.env_steps, **result.as_dict()}
         row = {"iteration": self.iteration, "env_steps": self.env_steps, "success_rate": result.success_rate,
                "ci_low": result.success_ci95[0], "ci_high": result.success_ci95[1],

@@ -262,8 +262,6 @@ def _add_cameras(spec: mujoco.MjSpec) -> None:
     _camera(spec.worldbody, "rear", base + (0.08, 0.0, 0.2), _rot_y(np.radians(35.0)), 40.0)
 
 
-
-
 @dataclass(frozen=True)
 class Thread:
     """A threaded joint: ``parts`` can screw into a hole of ``host`` and seat at ``seat``.
