@@ -10,9 +10,10 @@ z 7-8 cm) and, during insertion, noise with probability 0.5 (N(0, 5 mm) position
 furniture_bench 0.1 does not script all of round_table: ``RoundTableTop`` has no ``pre_assemble`` (its reset leaves
 ``pre_assemble_done`` False, so FurnitureSim's own ``get_assembly_action`` fails on its first step) and
 ``RoundTableBase`` has none either, while its ``fsm_step`` reads names it never defines (``table_hole_pose``,
-``table_pose``). A part without a ``pre_assemble`` is taken as having nothing to do before assembly, and the pairs
-FurnitureBench cannot script (``UNSCRIPTED_PAIRS``) are left out: on round_table the expert screws the leg into the
-top with the ``Leg`` state machine and then holds still.
+``table_pose``). A part without a ``pre_assemble`` is taken as having nothing to do before assembly. A furniture
+whose state machines furniture_bench lacks or cannot run supplies its own (``OWN_STATE_MACHINES``: a module whose
+``take_over`` puts them into furniture_bench's furniture and names the pairs it can assemble); the other pairs are
+left out (round_table: ``round_table_expert``).
 
 The state machines read the simulator's rigid-body table in FurnitureSim's world frame; everything they need is in
 the observation (hand pose and gripper width in the robot-base frame, part poses in the AprilTag frame) plus the
@@ -22,6 +23,7 @@ while it runs, so episodes are reproducible from the seed and the caller's gener
 """
 from __future__ import annotations
 
+import importlib
 import io
 import time
 from contextlib import contextmanager, redirect_stdout
@@ -39,7 +41,8 @@ STRETCH_ABOVE = 0.03
 MAX_DELTA, MAX_DELTA_Z_LESS = 0.11, 0.04
 INSERT_NOISE_P, INSERT_POS_STD, INSERT_ROT_STD_DEG = 0.5, 0.005, 5.0
 DONE_ACTION = np.array([0, 0, 0, 0, 0, 0, 1, -1], dtype=np.float32)
-UNSCRIPTED_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {"round_table": ((1, 2),)}
+# furniture -> the module with our state machines for it, where furniture_bench 0.1 cannot script it
+OWN_STATE_MACHINES: dict[str, str] = {"round_table": "inril_sim.furniture.round_table_expert"}
 
 
 class FurnitureExpert:
@@ -53,8 +56,10 @@ class FurnitureExpert:
         self.spec = furniture_spec(furniture)
         self.layout = self.spec.layout()
         self.furniture = import_furniture_bench()[0].furniture_factory(furniture)
-        skipped = UNSCRIPTED_PAIRS.get(furniture, ())
-        self.pairs = [tuple(p) for p in self.furniture.should_be_assembled if tuple(p) not in skipped]
+        self.pairs = [tuple(p) for p in self.furniture.should_be_assembled]
+        if furniture in OWN_STATE_MACHINES:
+            scripted = importlib.import_module(OWN_STATE_MACHINES[furniture]).take_over(self.furniture)
+            self.pairs = [p for p in self.pairs if p in scripted]
         self.noise = noise
         frames = furniture_frames()
         self._sim_to_april = torch.tensor(frames.sim_to_april, dtype=torch.float32)
@@ -181,8 +186,7 @@ def measure_expert(furniture: str, randomness: str, n: int, horizon: int, seed: 
     The env ends an episode at the reward check (FurnitureSim's termination); here the expert keeps going until its
     own stricter check says assembled (it then only holds still) or ``horizon`` steps pass, so both rates come from
     the same episodes: ``reward_check`` = the reward check passed within the horizon, ``strict_check`` = the
-    scripted-demo check held at the end of it, ``scripted_pairs_strict`` = the pairs the expert scripts (all but
-    ``UNSCRIPTED_PAIRS``) passed the scripted-demo check at the end."""
+    scripted-demo check held at the end of it, ``scripted_pairs_strict`` = the pairs the expert scripts (``FurnitureExpert.pairs``) passed the scripted-demo check at the end."""
     from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
 
     env = FurnitureMujocoEnv(furniture, randomness=randomness)
