@@ -186,7 +186,8 @@ def measure_expert(furniture: str, randomness: str, n: int, horizon: int, seed: 
     The env ends an episode at the reward check (FurnitureSim's termination); here the expert keeps going until its
     own stricter check says assembled (it then only holds still) or ``horizon`` steps pass, so both rates come from
     the same episodes: ``reward_check`` = the reward check passed within the horizon, ``strict_check`` = the
-    scripted-demo check held at the end of it, ``scripted_pairs_strict`` = the pairs the expert scripts (``FurnitureExpert.pairs``) passed the scripted-demo check at the end."""
+    scripted-demo check held at the end of it, ``scripted_pairs_strict`` = the pairs the expert scripts
+    (``FurnitureExpert.pairs``) passed the scripted-demo check at the end."""
     from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
 
     env = FurnitureMujocoEnv(furniture, randomness=randomness)

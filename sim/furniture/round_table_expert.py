@@ -8,9 +8,9 @@ from failed expert episodes in the MuJoCo port:
 - it inserts lower. ``Leg.fsm_step`` aligns and lets go of the leg at heights written for the square table (its
   centre at the top's AprilTag z + 0.09 / 0.084 in the robot frame): there the leg's tip is 2 mm above the hole's
   mouth while aligning and 4 mm into it when let go. The round top lies 15 mm lower and its boss is taller, so the
-  same heights let go of the leg 3 cm above the mouth; it fell 4 cm to the thread start and bounced out of the hole
-  in 3 of the 4 failed low-randomness episodes. The leg's state machine is shown the top ``let_go_drop()`` higher
-  than it is, which puts the tip where the square table's is relative to the mouth.
+  same heights let go of the leg with its tip 2.4 cm above the mouth; it fell 4 cm to the thread start and bounced
+  out of the hole in 3 of the 4 failed low-randomness episodes. The leg's state machine is shown the top
+  ``let_go_drop()`` higher than it is, which puts the tip where the square table's is relative to the mouth.
 - it presses down while it twists. The round top is free on the table (friction 0.15; furniture_bench has no
   ``pre_assemble`` for it, and a round top in the obstacle corner would still turn), and the thread's friction
   turned it with the leg: half of each twist went into spinning the top and the last 20 degrees to the seat never
@@ -19,7 +19,8 @@ from failed expert episodes in the MuJoCo port:
 
 The base has no working state machine in furniture_bench 0.1 (``RoundTableBase.fsm_step`` reads names it never
 defines, and it grips a 4 cm feature the base does not have), and none is written here yet, so the expert stops
-after the leg (``SCRIPTED_PAIRS``).
+after the leg (``SCRIPTED_PAIRS``; docs/results/furniture-round_table/README.md says why a grasp of the base is
+not simple).
 """
 from __future__ import annotations
 

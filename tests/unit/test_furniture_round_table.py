@@ -10,10 +10,11 @@ import yaml
 from furniture_bench.utils import transform as T
 
 from inril_sim.furniture.contracts import ACTION_DIM, assembled_pairs, assembled_rel_pose, furniture_spec
+from inril_sim.furniture.expert import FurnitureExpert
 from inril_sim.furniture.frames import pose_to_mat
 from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
-from inril_sim.furniture.round_table_scene import (BASE_MASS, BASE_NAME, BASE_THREAD_START, LEG_MASS, LEG_NAME,
-                                                   LEG_THREAD_START, TOP_MASS, TOP_NAME)
+from inril_sim.furniture.round_table_scene import (BASE_MASS, BASE_NAME, BASE_THREAD_START, BOSS_TOP_Z, LEG_MASS,
+                                                   LEG_NAME, LEG_THREAD_START, LEG_TIP_Y, TOP_MASS, TOP_NAME)
 from test_furniture_mujoco import check_seeded_resets
 
 HOLD = np.array([0, 0, 0, 0, 0, 0, 1, -1.0])  # no motion, gripper open
@@ -243,3 +244,64 @@ def test_round_table_is_registered_with_its_task_config(env):
     assert task["env"]["id"] == "inril_sim:inril/Furniture-round_table-v0"
     assert (task["env"]["obs_dim"], task["env"]["act_dim"], task["env"]["max_episode_steps"]) == (
         contract.obs_dim, ACTION_DIM, 1000)
+
+
+# Low-randomness seeds on which the expert screwed the leg in (docs/results/furniture-round_table/): 0 and 3 failed
+# before the round table's leg got its own state machine (the leg bounced out of the hole; the top spun with it).
+EXPERT_SEEDS = (0, 3)
+EXPERT_STEPS = 400
+
+
+def _top_yaw(env) -> float:
+    rot = env.data.xmat[env.ids.top_body].reshape(3, 3)
+    return float(np.arctan2(rot[1, 0], rot[0, 0]))
+
+
+@pytest.fixture(scope="module")
+def expert_episodes(env):
+    """The expert's episode on each of ``EXPERT_SEEDS``: what the tests below read off it."""
+    episodes = []
+    for seed in EXPERT_SEEDS:
+        obs, _ = env.reset(seed=seed)
+        expert = FurnitureExpert("round_table", seed=seed)
+        leg = expert.furniture.parts[1]
+        seen: dict[str, tuple[float, int, float]] = {}  # leg state -> (height above the seat, engaged, top yaw)
+        info = {}
+        for step in range(EXPERT_STEPS):
+            obs, _, _, _, info = env.step(expert.act(obs))
+            if leg._state not in seen:
+                seen[leg._state] = (_height_and_yaw(env, LEG_THREAD)[0], int(env.threads.engaged[LEG_THREAD]),
+                                    _top_yaw(env))
+            if expert.done:
+                break
+        episodes.append({"seed": seed, "expert": expert, "steps": step + 1, "seen": seen, "info": info,
+                         "strict": assembled_pairs(env.contract, env.parts_poses(), strict=True),
+                         "top_turn": np.angle(np.exp(1j * (_top_yaw(env) - seen["screw"][2])))})
+    return episodes
+
+
+def test_the_expert_screws_the_leg_into_the_top_and_leaves_the_base(expert_episodes):
+    for episode in expert_episodes:
+        assert episode["expert"].done and episode["steps"] < EXPERT_STEPS, episode["seed"]
+        assert episode["expert"].pairs == [(0, 1)] and episode["strict"] == [(0, 1)]
+        assert not episode["info"]["success"]  # the base is not scripted: the table is not assembled
+
+
+def test_the_leg_is_let_go_inside_the_holes_mouth_and_the_thread_catches_it(expert_episodes):
+    """Let go of at furniture_bench's square-table height the leg hung 5 cm above its seat, 2.4 cm above the mouth,
+    and bounced out of the hole; lowered, its tip is a few millimetres into the mouth and the thread holds it when
+    the hand comes back to twist."""
+    mouth = BOSS_TOP_Z - (assembled_rel_pose("round_table", (0, 1))[2, 3] + LEG_TIP_Y)  # tip at the mouth: seat + 26 mm
+    for episode in expert_episodes:
+        height, engaged, _ = episode["seen"]["insert_release"]
+        assert LEG_THREAD_START < height < mouth, (episode["seed"], height)
+        assert episode["seen"]["pre_grasp"][1] == 0, episode["seed"]
+
+
+def test_pressing_while_twisting_keeps_the_round_top_from_spinning(expert_episodes):
+    """Twisted with furniture_bench's light push, the free round top turned ~50 degrees with each 95-degree twist;
+    pressed down, it holds while the leg screws in (several twists)."""
+    for episode in expert_episodes:
+        twists = sum(line.endswith("to screw") for line in episode["expert"].transitions)
+        assert twists >= 3 and abs(np.degrees(episode["top_turn"])) < 30, (episode["seed"], twists,
+                                                                            np.degrees(episode["top_turn"]))
