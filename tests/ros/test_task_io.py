@@ -22,7 +22,7 @@ def _observation_through_messages(io, env) -> np.ndarray:
     return io.observation(parts)
 
 
-@pytest.mark.parametrize("task", ["lift", "furniture/one_leg"])
+@pytest.mark.parametrize("task", ["lift", "furniture/one_leg", "furniture/round_table"])
 def test_messages_of_the_env_state_rebuild_the_env_observation(task) -> None:
     io = task_io(task)
     env = gym.make(load_config([f"task={task}"]).env.id, disable_env_checker=True)
@@ -41,13 +41,14 @@ def test_messages_of_the_env_state_rebuild_the_env_observation(task) -> None:
         env.close()
 
 
-def test_one_leg_speaks_furniture_benchs_frames_and_action() -> None:
-    io = task_io("furniture/one_leg")
+@pytest.mark.parametrize(("task", "parts", "obs_dim"), [("furniture/one_leg", 5, 49), ("furniture/round_table", 3, 35)])
+def test_furniture_tasks_speak_furniture_benchs_frames_and_action(task, parts, obs_dim) -> None:
+    io = task_io(task)
     assert io.action_names == ACTION_NAMES["quaternion"] and len(io.action_names) == 8
     np.testing.assert_array_equal(io.hold_action, [0, 0, 0, 0, 0, 0, 1, 0])  # identity rotation, gripper kept
-    assert (io.eef_frame, io.objects_frame, io.n_objects) == ("panda_link0", "april_tag", 5)
+    assert (io.eef_frame, io.objects_frame, io.n_objects, io.obs_dim) == ("panda_link0", "april_tag", parts, obs_dim)
     assert interfaces.EEF_TWIST in io.observation_topics
-    assert load_limits("furniture/one_leg").action_names == io.action_names  # the executor's filter agrees
+    assert load_limits(task).action_names == io.action_names  # the executor's filter agrees
 
 
 @pytest.mark.parametrize("task", BRIDGED_TASKS)
@@ -59,6 +60,13 @@ def test_a_part_poses_message_short_of_the_parts_is_refused() -> None:
     io = task_io("furniture/one_leg")
     msg = pose_array([([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0])] * 4, 0.0, io.objects_frame)
     with pytest.raises(MessageError, match="4 poses, task furniture/one_leg has 5 objects"):
+        io.read(interfaces.OBJECT_POSES, msg)
+
+
+def test_a_round_table_part_poses_message_with_one_leg_s_five_parts_is_refused() -> None:
+    io = task_io("furniture/round_table")
+    msg = pose_array([([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0])] * 5, 0.0, io.objects_frame)
+    with pytest.raises(MessageError, match="5 poses, task furniture/round_table has 3 objects"):
         io.read(interfaces.OBJECT_POSES, msg)
 
 

@@ -5,10 +5,10 @@ Two task families run on the graph (docs/graph.md, "Tasks"):
 - the fast robomimic tasks (lift, can, square): robosuite's 7-D OSC_POSE action; the observation is built from the
   end-effector pose, the two finger positions and the first object pose, all in the world frame
   (``inril_sim.layout.flat_observation``);
-- FurnitureBench (``furniture/one_leg``, the MuJoCo port): the 8-D delta-pose action; the observation is
-  FurnitureBench's ``robot_state`` (end-effector pose in the robot-base frame, its twist, the gripper width) and
-  ``parts_poses`` (every part in the AprilTag frame), as FurnitureBench's real robot assembles it
-  (``inril_sim.furniture.contracts.flatten_observation``).
+- FurnitureBench (``furniture/one_leg``, ``furniture/round_table``, the MuJoCo port): the 8-D delta-pose action;
+  the observation is FurnitureBench's ``robot_state`` (end-effector pose in the robot-base frame, its twist, the
+  gripper width) and ``parts_poses`` (every part in the AprilTag frame: 5 for one_leg, 3 for round_table), as
+  FurnitureBench's real robot assembles it (``inril_sim.furniture.contracts.flatten_observation``).
 
 One object per task answers, for every node, the same questions: which topics make an observation, what numbers a
 message of each holds (checked: sizes, NaN), how those numbers become the observation vector, and, for the sim
@@ -34,7 +34,7 @@ from inril_ros.convert import (MessageError, joint_state, pose_array, pose_stamp
 
 FURNITURE_PREFIX = "furniture/"
 BRIDGED_FAST_TASKS = ("lift", "can", "square")  # one-arm fast tasks (transport has two arms: no ROS bridge)
-BRIDGED_FURNITURE = ("one_leg",)                 # the MuJoCo port's tasks (FurnitureSim needs IsaacGym: no bridge)
+BRIDGED_FURNITURE = ("one_leg", "round_table")  # the MuJoCo port's tasks (FurnitureSim needs IsaacGym: no bridge)
 BRIDGED_TASKS = (*BRIDGED_FAST_TASKS, *(FURNITURE_PREFIX + name for name in BRIDGED_FURNITURE))
 POSE_SIZE = 7  # position (3) + quaternion (x, y, z, w)
 
@@ -46,7 +46,8 @@ class TaskIO(ABC):
 
     rotation: str                       # action convention of inril_core.safety: axis_angle | quaternion
     observation_topics: tuple[str, ...]
-    n_objects: int                      # poses an OBJECT_POSES message must hold (at least, for the fast tasks)
+    n_objects: int                      # poses an OBJECT_POSES message must hold
+    extra_objects_allowed: bool         # whether it may hold more (the fast tasks read their first object only)
     finger_joints: tuple[str, str]      # joint names of the GRIPPER_STATE message
     eef_frame: str
     objects_frame: str
@@ -79,7 +80,7 @@ class TaskIO(ABC):
                 raise MessageError(f"{len(msg.position)} positions, expected the 2 finger positions")
             values = np.asarray(msg.position, dtype=np.float64)
         elif topic == interfaces.OBJECT_POSES:
-            if len(msg.poses) < self.n_objects:
+            if len(msg.poses) < self.n_objects or (len(msg.poses) > self.n_objects and not self.extra_objects_allowed):
                 raise MessageError(f"{len(msg.poses)} poses, task {self.task} has {self.n_objects} objects")
             values = np.stack([np.concatenate(pose_to_arrays(p)) for p in msg.poses[:self.n_objects]])
         if not np.isfinite(values).all():
@@ -118,6 +119,7 @@ class FastTaskIO(TaskIO):
     rotation = "axis_angle"
     observation_topics = (interfaces.EEF_POSE, interfaces.GRIPPER_STATE, interfaces.OBJECT_POSES)
     n_objects = 1  # the flat observation describes the task's first object
+    extra_objects_allowed = True
     eef_frame = objects_frame = "world"
 
     def __init__(self, task: str) -> None:
@@ -153,6 +155,8 @@ class FurnitureTaskIO(TaskIO):
                           interfaces.OBJECT_POSES)
     eef_frame = "panda_link0"      # FurnitureBench's robot_state is in the robot-base frame
     objects_frame = "april_tag"    # and its parts_poses in the frame of the AprilTag on the base
+    # every part's pose is in the observation, in furniture_bench's order: another furniture's poses must not pass
+    extra_objects_allowed = False
 
     def __init__(self, task: str) -> None:
         from inril_sim.furniture.contracts import furniture_spec
