@@ -280,6 +280,15 @@ def expert_episodes(env):
     return episodes
 
 
+def test_round_table_brings_its_own_leg_state_machine_and_one_leg_keeps_furniture_benchs():
+    round_table, one_leg = FurnitureExpert("round_table"), FurnitureExpert("one_leg")
+    leg = round_table.furniture.parts[1]
+    assert type(leg).__module__ == "inril_sim.furniture.round_table_expert" and leg.name == LEG_NAME
+    assert leg.top_shown_higher == pytest.approx(0.0304, abs=5e-4)  # the tip 2 mm above the mouth, as on one_leg
+    assert all(type(p).__module__.startswith("furniture_bench.") for p in one_leg.furniture.parts)
+    assert (round_table.pairs, one_leg.pairs) == ([(0, 1)], [(0, 4)])
+
+
 def test_the_expert_screws_the_leg_into_the_top_and_leaves_the_base(expert_episodes):
     for episode in expert_episodes:
         assert episode["expert"].done and episode["steps"] < EXPERT_STEPS, episode["seed"]
