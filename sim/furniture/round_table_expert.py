@@ -24,7 +24,7 @@ not simple).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inril_sim.furniture import round_table_scene as round_table, square_table_scene as square_table
 from inril_sim.furniture.contracts import import_furniture_bench
@@ -32,6 +32,9 @@ from inril_sim.furniture.contracts import import_furniture_bench
 # how far the twist aims below the hand beyond Leg.fsm_step's own 5 mm
 EXTRA_PRESS = 0.015
 SCRIPTED_PAIRS = ((0, 1),)
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def let_go_drop() -> float:
@@ -66,8 +69,9 @@ def _leg_class() -> type:
             super().__init__(part_config, part_idx)
             self.top_shown_higher = let_go_drop()
 
-        def fsm_step(self, ee_pos, ee_quat, gripper_width, rb_states, part_idxs, sim_to_april, april_to_robot,
-                     assemble_to):
+        def fsm_step(self, ee_pos: Tensor, ee_quat: Tensor, gripper_width: Tensor, rb_states: Tensor,
+                     part_idxs: dict[str, list[int]], sim_to_april: Tensor, april_to_robot: Tensor,
+                     assemble_to: str) -> tuple[Tensor, Tensor, Tensor, int]:
             twisting = self._state == "screw"
             rb_states = rb_states.clone()
             rb_states[part_idxs[assemble_to][0], 2] += self.top_shown_higher  # FurnitureSim's world z is up
