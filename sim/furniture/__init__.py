@@ -1,7 +1,7 @@
 """FurnitureBench tasks: the real FurnitureSim where IsaacGym is present (``isaac``: one sim per env;
 ``isaac_vector``: FurnitureSim's own batching, ``env.vector: native``) and, built on the same
 contracts (``contracts``), the MuJoCo port that runs anywhere (``mujoco_env``: scene ``mujoco_scene`` with the parts of
-``square_table_scene`` (one_leg) or ``round_table_scene``, controller
+``square_table_scene`` (one_leg), ``round_table_scene`` or ``lamp_scene``, controller
 ``osc``, threads ``screw``, frames ``frames``). Registration uses entry-point strings, so it imports neither
 furniture_bench, MuJoCo nor IsaacGym."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ def furniture_sim_id(furniture: str) -> str:
 
 
 # furniture the MuJoCo port (mujoco_env) builds; the rest run on FurnitureSim only
-MUJOCO_FURNITURE = ("one_leg", "round_table")
+MUJOCO_FURNITURE = ("one_leg", "round_table", "lamp")
 
 
 def furniture_mujoco_id(furniture: str) -> str:

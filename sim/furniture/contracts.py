@@ -177,9 +177,12 @@ def _rigid_inverse(pose: np.ndarray) -> np.ndarray:
 def assembled_pairs(spec: FurnitureSpec, parts_poses: np.ndarray, strict: bool = False) -> list[tuple[int, int]]:
     """The pairs of ``spec.should_be_assembled`` that FurnitureBench counts as assembled in ``parts_poses``.
 
-    ``strict=False`` is the reward check (``Furniture.is_assembled_idx``: 10 / 5 / 10 mm, column cosines >= 0.94),
-    ``strict=True`` the scripted-demo check (``Furniture.assembled``: 5 mm, 0.98). Both run furniture_bench's own
-    code, so they match FurnitureSim's reward exactly."""
+    ``strict=False`` is the reward check (``Furniture.is_assembled_idx``: 10 / 5 / 10 mm, column cosines >= 0.94,
+    position only for the pairs in ``position_only``), ``strict=True`` the scripted-demo check
+    (``Furniture.assembled``: 5 mm, 0.98). Both run furniture_bench's own code, so they match FurnitureSim's reward.
+    A pair with a prerequisite (``should_assembled_first``, the lamp's hood after its bulb) counts only when the
+    prerequisite is assembled in the same poses: FurnitureSim reads its running ``assembled_set`` instead, which
+    differs only once a prerequisite pair comes apart again."""
     from furniture_bench.utils import transform
 
     definition = _definition(spec.name)
@@ -191,6 +194,7 @@ def assembled_pairs(spec: FurnitureSpec, parts_poses: np.ndarray, strict: bool =
         allowed = definition.assembled_rel_poses[(i, j)]
         if min(np.linalg.norm(rel[:3, 3] - np.asarray(a)[:3, 3]) for a in allowed) > NEAR_ASSEMBLED:
             continue  # cannot pass either check; furniture_bench's own code costs milliseconds, so skip it
+        definition.assembled_set = set(done)  # what is_assembled_idx's should_assembled_first test reads
         ok = definition.assembled(rel, allowed) if strict else definition.is_assembled_idx(i, j, poses, founds)
         if ok:
             done.append((i, j))

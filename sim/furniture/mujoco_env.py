@@ -1,5 +1,6 @@
 """FurnitureBench's tasks in MuJoCo, behind the same contract as FurnitureSim: ``task=furniture/one_leg``,
-``task=furniture/round_table`` (each furniture's parts: ``square_table_scene``, ``round_table_scene``).
+``task=furniture/round_table``, ``task=furniture/lamp`` (each furniture's parts: ``square_table_scene``,
+``round_table_scene``, ``lamp_scene``).
 
 One env step is FurnitureSim's: the 8-D action (delta position in metres in the robot-base frame, delta quaternion
 x, y, z, w multiplied onto the hand orientation, gripper toggled when its sign flips beyond 0.019) sets the OSC goal,
@@ -23,6 +24,7 @@ import numpy as np
 from inril_sim.furniture.contracts import (ACTION_DIM, assembled_pairs, flatten_observation, furniture_spec,
                                            import_furniture_bench, own_reset_poses, to_furniture_action)
 from inril_sim.furniture.frames import furniture_frames, mat_to_pose_xyzw, pose_to_mat
+from inril_sim.furniture.lamp_scene import LAMP
 from inril_sim.furniture.mujoco_scene import (ARM_JOINTS, CAMERAS, FINGER_JOINTS, GRIPPER_FORCE, IMAGE_SIZE,
                                               PHYSICS_STEPS_PER_ENV_STEP, TIMESTEP, FurnitureParts, build_model)
 from inril_sim.furniture.osc import OperationalSpaceController
@@ -39,7 +41,7 @@ RANDOMNESS = {"low": ((-0.015, 0.015), 15.0), "med": ((-0.05, 0.05), 45.0)}
 SQUARE_TABLE_FURNITURE = ("one_leg", "square_table")
 # furniture -> the parts the scene holds (FurnitureSim loads every part of a furniture, also for one_leg)
 SCENES: dict[str, FurnitureParts] = {**{name: SQUARE_TABLE for name in SQUARE_TABLE_FURNITURE},
-                                     "round_table": ROUND_TABLE}
+                                     "round_table": ROUND_TABLE, "lamp": LAMP}
 
 
 @contextmanager
@@ -54,7 +56,7 @@ def _numpy_global_seed(seed: int) -> Iterator[None]:
 
 
 class FurnitureMujocoEnv(gym.Env):
-    """One FurnitureBench task (``one_leg``, ``square_table``, ``round_table``) simulated in MuJoCo."""
+    """One FurnitureBench task (``one_leg``, ``square_table``, ``round_table``, ``lamp``) simulated in MuJoCo."""
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}
     control_dt = TIMESTEP * PHYSICS_STEPS_PER_ENV_STEP  # simulated seconds per env step (0.05, as FurnitureSim)

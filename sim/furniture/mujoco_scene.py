@@ -39,6 +39,9 @@ TIMESTEP = 1.0 / 120.0
 PHYSICS_STEPS_PER_ENV_STEP = 6  # 0.05 s per env step, as FurnitureSim's 3 x (1/60 s) calls
 
 N_WEDGES = 16                      # convex wedges around each threaded bore
+SIDES = 12                         # polygonal prisms (``add_polygon_prism``)
+# threaded bolts (``add_bolt``): the round table's leg and base, the lamp's bulb
+BOLT_RADIUS, BOLT_TIP_RADIUS, BOLT_TIP_LENGTH = 0.010, 0.008, 0.002
 PART_FRICTION, PAD_FRICTION = 0.15, 1.0
 
 # MuJoCo's soft constraints yield in proportion to load / (impedance x effective mass of the constrained dofs), so a
@@ -136,11 +139,14 @@ def add_cylinder(body: mujoco.MjsBody, radius: float, start: float, end: float, 
 
 
 def wedge_vertices(index: int, bore: float, half: float, half_y: float, square: bool = True,
-                   mouth: float | None = None) -> np.ndarray:
+                   mouth: float | None = None, outer_mouth: float | None = None) -> np.ndarray:
     """Vertices of wedge ``index``: the part of the square cell [-half, half]^2 (x, z), or with ``square=False`` of
     the disc of radius ``half`` (its outer arc as a chord), outside the bore between two angles, extruded over
-    +-half_y along y; with ``mouth`` the bore widens linearly to that radius at +half_y (a lead-in cone). Convex,
-    so MuJoCo collides it exactly."""
+    +-half_y along y; with ``mouth`` the bore widens linearly to that radius at +half_y (a lead-in cone), with
+    ``outer_mouth`` (discs only) the disc does (a conical shell: the lamp's hood). Convex, so MuJoCo collides it
+    exactly."""
+    if outer_mouth is not None and square:
+        raise ValueError("outer_mouth widens a disc; a square cell has none: pass square=False")
     a0, a1 = 2 * np.pi * index / N_WEDGES, 2 * np.pi * (index + 1) / N_WEDGES
     outer = []
     for a in (a0, a1):
@@ -151,29 +157,67 @@ def wedge_vertices(index: int, bore: float, half: float, half_y: float, square: 
         if a0 < angle < a1:
             outer.append(np.array(corner))
     vertices = []
-    for radius, y in ((bore, -half_y), (bore if mouth is None else mouth, half_y)):
+    for radius, y, scale in ((bore, -half_y, 1.0),
+                             (bore if mouth is None else mouth, half_y,
+                              1.0 if outer_mouth is None else outer_mouth / half)):
         inner = [radius * np.array([np.cos(a), np.sin(a)]) for a in (a0, a1)]
-        vertices += [[x, y, z] for x, z in inner + outer]
+        vertices += [[x, y, z] for x, z in inner + [point * scale for point in outer]]
     return np.array(vertices)
 
 
 def add_bore_ring(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, bore: float, half: float, y0: float,
                   y1: float, centre=(0.0, 0.0), square: bool = True, quat=(1.0, 0.0, 0.0, 0.0),
-                  mouth: float | None = None) -> None:
+                  mouth: float | None = None, outer_mouth: float | None = None) -> None:
     """A threaded hole's walls: ``N_WEDGES`` convex wedges around a bore of radius ``bore`` (x, z centre
     ``centre``) from ``y0`` to ``y1`` along y (widening to ``mouth`` at ``y1`` when given), inside a square cell of
-    half-width ``half`` (or a disc of radius ``half``), the whole ring turned by ``quat`` in the body frame (a hole
-    along z: a quarter turn about x)."""
+    half-width ``half`` (or a disc of radius ``half``, widening to ``outer_mouth`` at ``y1`` when given), the whole
+    ring turned by ``quat`` in the body frame (a hole along z: a quarter turn about x)."""
     for i in range(N_WEDGES):
         mesh = spec.add_mesh()
         mesh.name = f"{name}_wedge{i}"
-        mesh.uservert = wedge_vertices(i, bore, half, (y1 - y0) / 2, square, mouth).reshape(-1)
+        mesh.uservert = wedge_vertices(i, bore, half, (y1 - y0) / 2, square, mouth, outer_mouth).reshape(-1)
         geom = body.add_geom()
         pos = np.zeros(3)
         mujoco.mju_rotVecQuat(pos, np.array([centre[0], (y0 + y1) / 2, centre[1]]), np.asarray(quat, float))
         geom.type, geom.meshname, geom.pos, geom.quat = mujoco.mjtGeom.mjGEOM_MESH, mesh.name, pos, quat
         geom.contype, geom.conaffinity = PART, WORLD | PART | ROBOT
         geom.friction, geom.group, geom.density = [PART_FRICTION, 0.005, 0.0001], 3, 0.0
+
+
+def cylinder_inertia(mass: float, radius: float, length: float, axis: int) -> np.ndarray:
+    """Principal inertia of a uniform solid cylinder about its centre, ``axis`` (0, 1, 2) its long axis: the
+    parts' inertia where sim_config gives only masses (FurnitureSim computes it from the mesh)."""
+    across = mass * (3 * radius ** 2 + length ** 2) / 12
+    inertia = np.full(3, across)
+    inertia[axis] = mass * radius ** 2 / 2
+    return inertia
+
+
+def add_polygon_prism(body: mujoco.MjsBody, radius: float, start: float, end: float, along_z: bool = False) -> None:
+    """A prism along y (or z) whose cross-section is the regular 12-gon inscribed in a circle of ``radius``, as the
+    union of 6 boxes turned by 30 degrees each (their corners are the polygon's vertices). Used where a part rests
+    on the table: a round cylinder lying there rolls away at the slightest torque (MuJoCo has no rolling friction at
+    condim 3; the real leg's grip is knurled), and one standing on its end spins up on MuJoCo's few cylinder-box
+    contact points, where box-box contacts are exact."""
+    for k in range(SIDES // 2):
+        angle = np.pi * k / (SIDES // 2)
+        across, side, half_length = radius * np.cos(np.pi / SIDES), radius * np.sin(np.pi / SIDES), (end - start) / 2
+        mid = (start + end) / 2
+        if along_z:
+            geom = add_box(body, (across, side, half_length), pos=(0.0, 0.0, mid))
+            geom.quat = (np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2))
+        else:
+            geom = add_box(body, (across, half_length, side), pos=(0.0, mid, 0.0))
+            geom.quat = (np.cos(angle / 2), 0.0, np.sin(angle / 2), 0.0)
+
+
+def add_bolt(body: mujoco.MjsBody, tip: float, root: float, along_z: bool) -> None:
+    """A threaded bolt from its flat tip at ``tip`` to ``root``: a 12-gon prism of radius 10 mm with a 2 mm
+    chamfer (radius 8 mm) at the tip."""
+    sign = np.sign(root - tip)
+    chamfer = tip + sign * BOLT_TIP_LENGTH
+    add_polygon_prism(body, BOLT_RADIUS, *sorted((chamfer, root)), along_z=along_z)
+    add_polygon_prism(body, BOLT_TIP_RADIUS, *sorted((tip, chamfer)), along_z=along_z)
 
 
 def add_free_part(spec: mujoco.MjSpec, root: Path, name: str, mesh: str, mass: float,

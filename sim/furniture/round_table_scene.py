@@ -15,8 +15,8 @@ metres; vertex radii about each part's axis, binned along it, and a helix fitted
 
 Collision is primitive as for the square table: holes are rings of 16 convex wedges around an 11 mm bore, bolts
 (radius 10 mm with a 2 mm chamfer of radius 8 mm), the leg's body and the discs of the top and base are 12-gon prisms
-made of boxes (``_add_polygon_prism``: MuJoCo's cylinder-box contacts let the 10 cm top sink 6 mm into the table,
-let a lying leg roll away and a base standing on its bolt tip spin up; box-box contacts are exact). Seated at
+made of boxes (``mujoco_scene.add_polygon_prism``: MuJoCo's cylinder-box contacts let the 10 cm top sink 6 mm into
+the table, let a lying leg roll away and a base standing on its bolt tip spin up; box-box contacts are exact). Seated at
 furniture_bench's assembled poses, the leg's tip rests on the top's hole floor and its shoulder on the boss face, the
 base's tip on the leg's hole floor and its disc on the leg's face, as in the meshes.
 
@@ -39,19 +39,18 @@ import mujoco
 import numpy as np
 
 from inril_sim.furniture.contracts import assembled_rel_pose
-from inril_sim.furniture.mujoco_scene import FurnitureParts, Thread, add_bore_ring, add_box, add_free_part
+from inril_sim.furniture.mujoco_scene import (FurnitureParts, Thread, add_bolt, add_bore_ring, add_box, add_free_part,
+                                              add_polygon_prism, cylinder_inertia)
 
 TOP_NAME, LEG_NAME, BASE_NAME = "round_table_top", "round_table_leg", "round_table_base"
 TOP_MASS, LEG_MASS, BASE_MASS = 0.12169, 0.03228, 0.03396
 
-SIDES = 12                         # polygonal prisms (``_add_polygon_prism``)
 TOP_RADIUS, TOP_BOTTOM_Z, TOP_DISC_Z = 0.100, -0.00125, 0.005
 RIM_INNER, RIM_TOP_Z, RIM_SEGMENTS = 0.09375, 0.0175, 24
 BOSS_RADIUS, BOSS_TOP_Z = 0.02125, 0.03125
 LEG_RADIUS, LEG_SHOULDER_Y, LEG_HOLE_FLOOR_Y, LEG_TOP_Y = 0.02125, -0.013125, 0.024375, 0.051875
 LEG_TIP_Y = -0.039375
 BASE_RADIUS, BASE_BOTTOM_Z, BASE_TOP_Z, BASE_TIP_Z = 0.065, -0.00125, 0.01125, -0.02875
-BOLT_RADIUS, BOLT_TIP_RADIUS, BOLT_TIP_LENGTH = 0.010, 0.008, 0.002
 BORE_RADIUS = 0.011
 # Above the female threads both holes are a plain counterbore of radius 12.5 mm (7.5 mm deep in the top's boss,
 # 8.3 mm in the leg); modelled as a cone from the bore to 12.5 mm at the face, which centres a bolt let go up to
@@ -64,45 +63,11 @@ LEG_THREAD_START, BASE_THREAD_START = 0.0117, 0.0110
 _Y_TO_Z = (np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0)  # a quarter turn about x: a ring built along y stands along z
 
 
-def _cylinder_inertia(mass: float, radius: float, length: float, axis: int) -> np.ndarray:
-    across = mass * (3 * radius ** 2 + length ** 2) / 12
-    inertia = np.full(3, across)
-    inertia[axis] = mass * radius ** 2 / 2
-    return inertia
-
-
-def _add_polygon_prism(body: mujoco.MjsBody, radius: float, start: float, end: float, along_z: bool = False) -> None:
-    """A prism along y (or z) whose cross-section is the regular 12-gon inscribed in a circle of ``radius``, as the
-    union of 6 boxes turned by 30 degrees each (their corners are the polygon's vertices). Used where a part rests
-    on the table: a round cylinder lying there rolls away at the slightest torque (MuJoCo has no rolling friction at
-    condim 3; the real leg's grip is knurled), and one standing on its end spins up on MuJoCo's few cylinder-box
-    contact points, where box-box contacts are exact."""
-    for k in range(SIDES // 2):
-        angle = np.pi * k / (SIDES // 2)
-        across, side, half_length = radius * np.cos(np.pi / SIDES), radius * np.sin(np.pi / SIDES), (end - start) / 2
-        mid = (start + end) / 2
-        if along_z:
-            geom = add_box(body, (across, side, half_length), pos=(0.0, 0.0, mid))
-            geom.quat = (np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2))
-        else:
-            geom = add_box(body, (across, half_length, side), pos=(0.0, mid, 0.0))
-            geom.quat = (np.cos(angle / 2), 0.0, np.sin(angle / 2), 0.0)
-
-
-def _add_bolt(body: mujoco.MjsBody, tip: float, root: float, along_z: bool) -> None:
-    """A threaded bolt from its flat tip at ``tip`` to ``root``: a 12-gon prism of radius 10 mm with a 2 mm
-    chamfer (radius 8 mm) at the tip."""
-    sign = np.sign(root - tip)
-    chamfer = tip + sign * BOLT_TIP_LENGTH
-    _add_polygon_prism(body, BOLT_RADIUS, *sorted((chamfer, root)), along_z=along_z)
-    _add_polygon_prism(body, BOLT_TIP_RADIUS, *sorted((tip, chamfer)), along_z=along_z)
-
-
 def _add_top(spec: mujoco.MjSpec, root: Path) -> None:
     thickness = TOP_DISC_Z - TOP_BOTTOM_Z
     body = add_free_part(spec, root, TOP_NAME, "round_table/round_table_top.obj", TOP_MASS,
-                         _cylinder_inertia(TOP_MASS, TOP_RADIUS, thickness, axis=2))
-    _add_polygon_prism(body, TOP_RADIUS, TOP_BOTTOM_Z, TOP_DISC_Z, along_z=True)
+                         cylinder_inertia(TOP_MASS, TOP_RADIUS, thickness, axis=2))
+    add_polygon_prism(body, TOP_RADIUS, TOP_BOTTOM_Z, TOP_DISC_Z, along_z=True)
     mid = (RIM_INNER + TOP_RADIUS) / 2
     for i in range(RIM_SEGMENTS):
         angle = 2 * np.pi * i / RIM_SEGMENTS
@@ -117,9 +82,9 @@ def _add_top(spec: mujoco.MjSpec, root: Path) -> None:
 
 def _add_leg(spec: mujoco.MjSpec, root: Path) -> None:
     body = add_free_part(spec, root, LEG_NAME, "round_table/round_table_leg.obj", LEG_MASS,
-                         _cylinder_inertia(LEG_MASS, LEG_RADIUS, LEG_TOP_Y - LEG_TIP_Y, axis=1))
-    _add_bolt(body, LEG_TIP_Y, LEG_SHOULDER_Y, along_z=False)
-    _add_polygon_prism(body, LEG_RADIUS, LEG_SHOULDER_Y, LEG_HOLE_FLOOR_Y)
+                         cylinder_inertia(LEG_MASS, LEG_RADIUS, LEG_TOP_Y - LEG_TIP_Y, axis=1))
+    add_bolt(body, LEG_TIP_Y, LEG_SHOULDER_Y, along_z=False)
+    add_polygon_prism(body, LEG_RADIUS, LEG_SHOULDER_Y, LEG_HOLE_FLOOR_Y)
     add_bore_ring(spec, body, "leg_hole", BORE_RADIUS, LEG_RADIUS, LEG_HOLE_FLOOR_Y, LEG_THREAD_END_Y, square=False)
     add_bore_ring(spec, body, "leg_mouth", BORE_RADIUS, LEG_RADIUS, LEG_THREAD_END_Y, LEG_TOP_Y, square=False,
                   mouth=COUNTERBORE_RADIUS)
@@ -127,9 +92,9 @@ def _add_leg(spec: mujoco.MjSpec, root: Path) -> None:
 
 def _add_base(spec: mujoco.MjSpec, root: Path) -> None:
     body = add_free_part(spec, root, BASE_NAME, "round_table/round_table_base.obj", BASE_MASS,
-                         _cylinder_inertia(BASE_MASS, BASE_RADIUS, BASE_TOP_Z - BASE_BOTTOM_Z, axis=2))
-    _add_polygon_prism(body, BASE_RADIUS, BASE_BOTTOM_Z, BASE_TOP_Z, along_z=True)
-    _add_bolt(body, BASE_TIP_Z, BASE_BOTTOM_Z, along_z=True)
+                         cylinder_inertia(BASE_MASS, BASE_RADIUS, BASE_TOP_Z - BASE_BOTTOM_Z, axis=2))
+    add_polygon_prism(body, BASE_RADIUS, BASE_BOTTOM_Z, BASE_TOP_Z, along_z=True)
+    add_bolt(body, BASE_TIP_Z, BASE_BOTTOM_Z, along_z=True)
 
 
 def _add_parts(spec: mujoco.MjSpec, root: Path) -> None:
