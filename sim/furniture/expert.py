@@ -1,4 +1,5 @@
-"""FurnitureBench's scripted experts (one_leg; round_table's leg), driven from our observation.
+"""FurnitureBench's scripted experts (one_leg; round_table's leg; the lamp's, ours in ``lamp_expert``), driven from
+our observation.
 
 The state machines are furniture_bench's own, called through imports: the top's ``pre_assemble`` (grasp it, push it
 into the obstacle corner, release, go up) and the leg's ``Leg.fsm_step`` (grasp, lift, reorient, align over the
@@ -13,7 +14,8 @@ furniture_bench 0.1 does not script all of round_table: ``RoundTableTop`` has no
 ``table_pose``). A part without a ``pre_assemble`` is taken as having nothing to do before assembly. A furniture
 whose state machines furniture_bench lacks or cannot run supplies its own (``OWN_STATE_MACHINES``: a module whose
 ``take_over`` puts them into furniture_bench's furniture and names the pairs it can assemble); the other pairs are
-left out (round_table: ``round_table_expert``).
+left out (round_table: ``round_table_expert``; lamp, which furniture_bench 0.1 does not script at all:
+``lamp_expert``).
 
 The state machines read the simulator's rigid-body table in FurnitureSim's world frame; everything they need is in
 the observation (hand pose and gripper width in the robot-base frame, part poses in the AprilTag frame) plus the
@@ -42,12 +44,13 @@ MAX_DELTA, MAX_DELTA_Z_LESS = 0.11, 0.04
 INSERT_NOISE_P, INSERT_POS_STD, INSERT_ROT_STD_DEG = 0.5, 0.005, 5.0
 DONE_ACTION = np.array([0, 0, 0, 0, 0, 0, 1, -1], dtype=np.float32)
 # furniture -> the module with our state machines for it, where furniture_bench 0.1 cannot script it
-OWN_STATE_MACHINES: dict[str, str] = {"round_table": "inril_sim.furniture.round_table_expert"}
+OWN_STATE_MACHINES: dict[str, str] = {"round_table": "inril_sim.furniture.round_table_expert",
+                                      "lamp": "inril_sim.furniture.lamp_expert"}
 
 
 class FurnitureExpert:
     """``act(obs) -> action`` of FurnitureBench's scripted assembly for ``furniture`` (one_leg, round_table's
-    leg)."""
+    leg, lamp)."""
 
     def __init__(self, furniture: str = "one_leg", seed: int = 0, noise: float = 0.0) -> None:
         import torch
