@@ -76,6 +76,12 @@ HOOD_MESH_INNER_TOP, HOOD_MESH_INNER_RIM, HOOD_WALL = 0.026, 0.040, 0.004
 # only the hood-globe pair changes: both meet the table at its 0.15 and the fingers at 1).
 HOOD_CONTACT_SOLIMP = (0.99, 0.999, 0.001, 0.5, 2.0)
 HOOD_GLOBE_FRICTION = 0.1
+# The fingers pinch the hood at its top, 5 cm above its centre of mass, and the seated bulb's globe to screw it in: at
+# MuJoCo's point contacts (condim 3, no torsional friction) both turn freely about the fingers' axis; the carried
+# hood swung 16 degrees off the vertical and its rim knocked the lamp away, and the lamp tipped over in the twisting
+# hand. Torsional friction on the hood's and the globe's contacts (condim 4, the parts' 0.005 m) stands in for a
+# finger pad's contact patch: 0.13 N m at the 13 N grip against 0.03 N m of the hood's weight at 90 degrees.
+PINCHED_CONDIM = 4
 
 THREAD_PITCH = 0.00938
 THREAD_START = 0.0133
@@ -131,7 +137,7 @@ def _add_bulb(spec: mujoco.MjSpec, root: Path) -> None:
     add_polygon_prism(body, GRIP_RADIUS, GRIP_BOTTOM_Y, GRIP_TOP_Y)
     globe = add_box(body, (GLOBE_RADIUS, 0.0, 0.0), pos=(0.0, GLOBE_CENTRE_Y, 0.0), name="lamp_bulb_globe")
     globe.type = mujoco.mjtGeom.mjGEOM_SPHERE  # a part's collision settings (add_box's), a sphere's shape
-    globe.solimp, globe.friction[0] = HOOD_CONTACT_SOLIMP, HOOD_GLOBE_FRICTION
+    globe.solimp, globe.friction[0], globe.condim = HOOD_CONTACT_SOLIMP, HOOD_GLOBE_FRICTION, PINCHED_CONDIM
 
 
 def _add_hood(spec: mujoco.MjSpec, root: Path) -> None:
@@ -144,7 +150,7 @@ def _add_hood(spec: mujoco.MjSpec, root: Path) -> None:
                   square=False, mouth=inner_rim, outer_mouth=HOOD_MESH_INNER_RIM + HOOD_WALL)
     for geom in body.geoms:
         if geom.contype:
-            geom.solimp, geom.friction[0] = HOOD_CONTACT_SOLIMP, HOOD_GLOBE_FRICTION
+            geom.solimp, geom.friction[0], geom.condim = HOOD_CONTACT_SOLIMP, HOOD_GLOBE_FRICTION, PINCHED_CONDIM
 
 
 def _add_parts(spec: mujoco.MjSpec, root: Path) -> None:
