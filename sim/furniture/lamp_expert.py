@@ -212,7 +212,11 @@ class ScriptedLampHood(LampHood):
             seat = base @ torch.tensor(assembled_rel_pose("lamp", (0, 2))).float()
             goal = seat.clone()  # turned as the base is, up the base's axis (its -y)
             goal[:3, 3] = seat[:3, 3] - seat[:3, 1] * (HOOD_ABOVE if state == "reach_lamp_xy" else HOOD_DROP)
-            target = goal @ torch.linalg.inv(hood) @ ee
+            # the hood's place and its turn about the vertical only: righting a hood that swung in the fingers by
+            # tilting the hand (as the bulb's tilt is) drove the wrist into its limits and left the hood 4 cm off
+            turn = torch.atan2(seat[1, 0], seat[0, 0]) - torch.atan2(hood[1, 0], hood[0, 0])
+            target = _rot(0.0, 0.0, float(turn)) @ ee
+            target[:3, 3] = ee[:3, 3] + goal[:3, 3] - hood[:3, 3]
             if state == "reach_lamp_xy" and self.satisfy(ee, target, pos_error_threshold=0.008,
                                                          ori_error_threshold=0.3, max_len=40):
                 state = "lower_hood"
