@@ -9,10 +9,10 @@ hand about the vertical until the globe points straight ahead, then a quarter tu
 the bulb stands globe up (with the globe pointing elsewhere the Panda's wrist runs into its joint limits and the
 bulb ends up tilted), carry it high over the base's hole (its tilt corrected, its turn about its axis kept; lower,
 it knocks the standing hood over), lower it onto the thread start, let go, then grasp the globe from above, turn the
-hand clockwise by 95 degrees (``Leg``'s screw move) and let go, until the pair is assembled. The
-hood stands on its rim: grasp its top from above, lift it clear of the bulb, carry it over the lamp turned as the
-base is (furniture_bench's strict check also tests the hood's orientation) and let it go 5 cm above its seat, onto
-the globe. Poses are in the robot-base frame, as the hand's.
+hand clockwise by 95 degrees (``Leg``'s screw move, anchored where the hand grasped) and let go, until the pair is
+assembled. The hood stands on its rim: grasp its top from above, lift it clear of the bulb, carry it over the lamp
+turned about the vertical as the base is (furniture_bench's strict check also tests the hood's orientation) and let
+it go 5 cm above its seat, onto the globe, whose cone centres it. Poses are in the robot-base frame, as the hand's.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from inril_sim.furniture.lamp_scene import GLOBE_CENTRE_Y, GLOBE_RADIUS, GRIP_RA
 CARRY_Z = 0.17                 # hand height for carrying the bulb: it reaches 5.3 cm below the hand when standing,
                                # whose tip then clears the 10 cm hood standing on the table by 2 cm
 HOOD_CARRY_Z = 0.27            # the hood's rim (9 cm below the hand) clears the standing bulb's globe
-INTO_THREAD = 0.003            # and below it when let go, where the thread catches it
+INTO_THREAD = 0.003            # bulb let go this far below the thread start, where the thread catches it
 ABOVE_GLOBE = 0.05             # the hand turns down this far above the globe before it grasps it
 HOOD_GRASP_DEPTH = 0.008       # below the hood's top edge, where it is 62.2 mm across (30 mm + 8 deg of taper)
 HOOD_GRASP_WIDTH = 0.063
@@ -52,18 +52,13 @@ def _pose(rb_states: Any, index: int, sim_to_april: torch.Tensor, april_to_robot
     return april_to_robot @ sim_to_april @ C.to_homogeneous(row[:3], C.quat2mat(row[3:7]))
 
 
-def _upright(pose: torch.Tensor, up_axis: torch.Tensor) -> torch.Tensor:
-    """The smallest rotation (4x4, about the part's origin) that turns the part's ``up_axis`` (its own frame) to the
+def _upright(rotation: torch.Tensor, up_axis: torch.Tensor) -> torch.Tensor:
+    """``rotation`` (3x3) turned by the smallest rotation that takes its ``up_axis`` (in its own frame) to the
     robot's +z: its tilt corrected, its turn about that axis kept."""
-    a = pose[:3, :3] @ up_axis
-    b = torch.tensor([0.0, 0.0, 1.0])
-    v, c = torch.linalg.cross(a, b), float(a @ b)
+    a = rotation @ up_axis
+    v, c = torch.linalg.cross(a, torch.tensor([0.0, 0.0, 1.0])), float(a[2])
     k = torch.tensor([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-    turn = torch.eye(4)
-    turn[:3, :3] = torch.eye(3) + k + k @ k / (1.0 + c)
-    about = torch.eye(4)
-    about[:3, 3] = pose[:3, 3]
-    return about @ turn @ torch.linalg.inv(about)
+    return (torch.eye(3) + k + k @ k / (1.0 + c)) @ rotation
 
 
 class ScriptedLampBulb(LampBulb):
@@ -119,8 +114,8 @@ class ScriptedLampBulb(LampBulb):
         elif state in ("reach_hole_xy", "insert_wait"):
             height = THREAD_START - INTO_THREAD
             seat = base @ torch.tensor(assembled_rel_pose("lamp", (0, 1))).float()
-            upright = _upright(bulb, torch.tensor([0.0, 1.0, 0.0])) @ bulb
-            goal = upright.clone()
+            goal = torch.eye(4)
+            goal[:3, :3] = _upright(bulb[:3, :3], torch.tensor([0.0, 1.0, 0.0]))
             goal[:3, 3] = seat[:3, 3] + seat[:3, 1] * height
             target = goal @ torch.linalg.inv(bulb) @ ee
             if state == "reach_hole_xy":  # over the hole at the carrying height: lower, the bulb hits the hood
@@ -210,13 +205,12 @@ class ScriptedLampHood(LampHood):
                 state = "reach_lamp_xy"
         elif state in ("reach_lamp_xy", "lower_hood"):
             seat = base @ torch.tensor(assembled_rel_pose("lamp", (0, 2))).float()
-            goal = seat.clone()  # turned as the base is, up the base's axis (its -y)
-            goal[:3, 3] = seat[:3, 3] - seat[:3, 1] * (HOOD_ABOVE if state == "reach_lamp_xy" else HOOD_DROP)
-            # the hood's place and its turn about the vertical only: righting a hood that swung in the fingers by
-            # tilting the hand (as the bulb's tilt is) drove the wrist into its limits and left the hood 4 cm off
+            above = seat[:3, 3] - seat[:3, 1] * (HOOD_ABOVE if state == "reach_lamp_xy" else HOOD_DROP)  # base's -y
+            # the hood's place and its turn about the vertical (to the base's) only: righting a hood that swung in
+            # the fingers by tilting the hand (as the bulb's tilt is) drove the wrist into its limits, the hood 4 cm off
             turn = torch.atan2(seat[1, 0], seat[0, 0]) - torch.atan2(hood[1, 0], hood[0, 0])
             target = _rot(0.0, 0.0, float(turn)) @ ee
-            target[:3, 3] = ee[:3, 3] + goal[:3, 3] - hood[:3, 3]
+            target[:3, 3] = ee[:3, 3] + above - hood[:3, 3]
             if state == "reach_lamp_xy" and self.satisfy(ee, target, pos_error_threshold=0.008,
                                                          ori_error_threshold=0.3, max_len=40):
                 state = "lower_hood"
