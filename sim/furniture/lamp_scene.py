@@ -26,8 +26,8 @@ meshes), and its grip stops 2 mm above the plate.
 
 The hood rests on the globe. On the meshes its inner cone clears the globe by 0.46 mm at the assembled pose (it
 would sink 3.2 mm below it, onto the plate's corners, which clear the rim by 0.36 mm); the wedges' inner faces sit
-where the globe holds the hood exactly at furniture_bench's assembled pose (``HOOD_INNER_TOP`` and ``_BOTTOM`` are
-the wedges' vertex radii, 0.04 and 0.32 mm outside the mesh's: a 16-gon's faces lie 1.9 % inside its vertices), and
+where the globe holds the hood exactly at furniture_bench's assembled pose (``_hood_inner_radii``: the wedges' vertex
+radii come out 0.04 and 0.32 mm outside the mesh's, as a 16-gon's faces lie 1.9 % inside its vertices), and
 the plate's collision is 0.58 mm narrower than the mesh (half-width 0.027) so its corners clear the rim by 0.5 mm.
 
 Thread (right-handed on both surfaces, as the tables'): a helix fitted to the crest and root vertices gives 9.38 mm
