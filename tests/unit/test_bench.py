@@ -135,6 +135,16 @@ def test_steps_to_threshold_averages_the_seeds_that_reach_it_and_counts_them(ben
                for m in never["methods"].values())
 
 
+def test_the_table_does_not_count_a_threshold_the_pre_trained_policy_already_meets_as_reached(bench_root):
+    met = bench.summarise(bench_root[0] / "runs", bench_root[0] / "out", ARMS, SEEDS, "toy", "cmd", 2,
+                          threshold=-1.0)
+    rows = bench.markdown_table([met]).splitlines()[2:]
+    assert rows and all("| at start (threshold -1.00" in row and "pre-trained ≥ it) |" in row for row in rows)
+    not_met = bench.summarise(bench_root[0] / "runs", bench_root[0] / "out", ARMS, SEEDS, "toy", "cmd", 2,
+                              threshold=2.0)
+    assert all("| never (0/2 seeds" in row for row in bench.markdown_table([not_met]).splitlines()[2:])
+
+
 def test_arms_left_out_of_a_rerun_keep_their_published_evaluations(bench_root, tmp_path):
     """`inril bench paper --arms`: re-run some arms; the others come from the summary's all_evals.csv, so their
     runs (runs/ does not travel with the repository) are not needed."""
