@@ -125,6 +125,11 @@ class FurnitureExpert:
         return self._assemble_idx >= len(self.pairs)
 
     @property
+    def assembled(self) -> list[tuple[int, int]]:
+        """The pairs whose assembly the expert's own (strict) check has passed so far, in order."""
+        return self.pairs[:self._assemble_idx]
+
+    @property
     def transitions(self) -> list[str]:
         """The state changes furniture_bench's state machines announced so far ("Changing state from a to b")."""
         return [line for line in self._log.getvalue().splitlines() if line]
