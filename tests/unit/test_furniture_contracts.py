@@ -143,8 +143,14 @@ def test_furniture_sim_resets_and_steps_through_the_contract(one_leg):
         env.close()
 
 
-def test_the_one_leg_policy_aligns_every_quaternion_of_the_contract(one_leg):
-    cfg = load_config(["task=furniture/one_leg"])
-    layout = one_leg.layout()
-    starts = [layout["ee_quat"].start] + [layout[f"pose/{p}"].start + 3 for p in one_leg.part_names]
-    assert list(cfg.policy.obs_quaternions) == starts
+@pytest.mark.parametrize("furniture", ["one_leg", "lamp", "round_table"])
+def test_each_furniture_policy_aligns_every_quaternion_of_the_contract(furniture):
+    """Every furniture task config names the contract's quaternions (ee_quat, then each part's) and the action's
+    delta quaternion, so a policy's normalisers align each of them (one_leg's base needed both)."""
+    contract = furniture_spec(furniture)
+    layout = contract.layout()
+    starts = [layout["ee_quat"].start] + [layout[f"pose/{p}"].start + 3 for p in contract.part_names]
+    for task in (f"furniture/{furniture}", f"furniture/{furniture}@isaac"):
+        cfg = load_config([f"task={task}"])
+        assert list(cfg.policy.obs_quaternions) == starts
+        assert list(cfg.policy.act_quaternions) == [3]
