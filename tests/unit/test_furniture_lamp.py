@@ -17,7 +17,8 @@ from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
 from test_furniture_mujoco import check_seeded_resets
 # the round table's thread helpers work on any thread index; the lamp's only thread (0) assembles pair (0, 1), as
 # the round table's thread 0 does
-from test_furniture_round_table import HOLD, TWIST, _height_and_yaw, _place, _screw_in, _twist
+from test_furniture_round_table import (HOLD, _height_and_yaw, _place,
+                                        check_screws_in_only_when_turned_seats_and_unscrews)
 
 BULB_THREAD, HOOD = 0, 2
 
@@ -113,35 +114,7 @@ def test_seeded_resets_repeat_and_differ(env):
 
 
 def test_the_bulb_screws_in_only_when_turned_seats_at_identity_and_unscrews(env):
-    env.reset(seed=0)
-    _place(env, BULB_THREAD, height=0.012, yaw=0.7)
-    for _ in range(10):
-        env.step(HOLD)
-    engaged_height, _ = _height_and_yaw(env, BULB_THREAD)
-    assert env.threads.engaged[BULB_THREAD] == 0 and engaged_height <= THREAD_START + 1e-3
-    assert not assembled_pairs(env.contract, env.parts_poses())
-    bulb = env.ids.thread_parts[BULB_THREAD, 0]
-    env.data.xfrc_applied[bulb, :3] = -5.0 * env.data.xmat[bulb].reshape(3, 3)[:, 1]  # push along the axis, no turn
-    for _ in range(10):
-        env.step(HOLD)
-    env.data.xfrc_applied[:] = 0.0
-    assert _height_and_yaw(env, BULB_THREAD)[0] > engaged_height - 0.002
-    assert _screw_in(env, BULB_THREAD, 200) < 200
-    height, yaw = _height_and_yaw(env, BULB_THREAD)
-    assert abs(height) < 0.002 and abs(yaw) < np.radians(5)
-    poses = env.parts_poses()
-    assert assembled_pairs(env.contract, poses) == [(0, 1)] == assembled_pairs(env.contract, poses, strict=True)
-    bulb_up = env.data.xmat[bulb].reshape(3, 3)[:, 1]
-    for _ in range(200):  # reverse, lifting gently: it climbs the thread and is let go past the thread start
-        _twist(env, BULB_THREAD, TWIST)
-        env.data.xfrc_applied[bulb, :3] = 0.5 * bulb_up
-        env.step(HOLD)
-        if env.threads.engaged[BULB_THREAD] < 0:
-            break
-    env.data.xfrc_applied[:] = 0.0
-    assert env.threads.engaged[BULB_THREAD] == -1
-    assert _height_and_yaw(env, BULB_THREAD)[0] > THREAD_START - 1e-3
-    assert not assembled_pairs(env.contract, env.parts_poses())
+    check_screws_in_only_when_turned_seats_and_unscrews(env, BULB_THREAD, 0.012, THREAD_START)
 
 
 def test_a_bulb_let_go_above_the_hole_is_caught_by_the_thread_not_seen_below_it(env):

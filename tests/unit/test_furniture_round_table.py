@@ -134,35 +134,42 @@ def test_seeded_resets_repeat_and_differ(env):
     check_seeded_resets(env)
 
 
-def test_the_leg_screws_into_the_top_only_when_turned_and_seats_assembled(env):
+def check_screws_in_only_when_turned_seats_and_unscrews(env, thread: int, height: float, thread_start: float) -> None:
+    """A part stood on ``thread`` ``height`` above its seat engages at the thread start, does not descend when
+    pushed along its axis, screws in when turned, seats assembled at the identity rotation, and unscrews in reverse
+    (shared with the lamp's bulb)."""
     env.reset(seed=0)
-    _place(env, LEG_THREAD, height=0.02, yaw=0.7)
+    _place(env, thread, height=height, yaw=0.7)
     for _ in range(10):
         env.step(HOLD)
-    engaged_height, _ = _height_and_yaw(env, LEG_THREAD)
-    assert env.threads.engaged[LEG_THREAD] == 0 and engaged_height <= LEG_THREAD_START + 1e-3
+    engaged_height, _ = _height_and_yaw(env, thread)
+    assert env.threads.engaged[thread] == 0 and engaged_height <= thread_start + 1e-3
     assert not assembled_pairs(env.contract, env.parts_poses())
-    leg = env.ids.thread_parts[LEG_THREAD, 0]
-    env.data.xfrc_applied[leg, :3] = -5.0 * env.data.xmat[leg].reshape(3, 3)[:, 1]  # push along the axis, no turn
+    part = env.ids.thread_parts[thread, 0]
+    env.data.xfrc_applied[part, :3] = -5.0 * env.data.xmat[part].reshape(3, 3)[:, 1]  # push along the axis, no turn
     for _ in range(10):
         env.step(HOLD)
     env.data.xfrc_applied[:] = 0.0
-    assert _height_and_yaw(env, LEG_THREAD)[0] > engaged_height - 0.002
-    assert _screw_in(env, LEG_THREAD, 200) < 200
-    height, yaw = _height_and_yaw(env, LEG_THREAD)
-    assert abs(height) < 0.002 and abs(yaw) < np.radians(5)
+    assert _height_and_yaw(env, thread)[0] > engaged_height - 0.002
+    assert _screw_in(env, thread, 200) < 200
+    seated, yaw = _height_and_yaw(env, thread)
+    assert abs(seated) < 0.002 and abs(yaw) < np.radians(5)
     poses = env.parts_poses()
     assert assembled_pairs(env.contract, poses) == [(0, 1)] == assembled_pairs(env.contract, poses, strict=True)
-    leg_up = env.data.xmat[leg].reshape(3, 3)[:, 1]
+    part_up = env.data.xmat[part].reshape(3, 3)[:, 1]
     for _ in range(200):  # reverse, lifting gently: it climbs the thread and is let go past the thread start
-        _twist(env, LEG_THREAD, TWIST)
-        env.data.xfrc_applied[leg, :3] = 0.5 * leg_up
+        _twist(env, thread, TWIST)
+        env.data.xfrc_applied[part, :3] = 0.5 * part_up
         env.step(HOLD)
-        if env.threads.engaged[LEG_THREAD] < 0:
+        if env.threads.engaged[thread] < 0:
             break
     env.data.xfrc_applied[:] = 0.0
-    assert env.threads.engaged[LEG_THREAD] == -1 and _height_and_yaw(env, LEG_THREAD)[0] > LEG_THREAD_START - 1e-3
+    assert env.threads.engaged[thread] == -1 and _height_and_yaw(env, thread)[0] > thread_start - 1e-3
     assert not assembled_pairs(env.contract, env.parts_poses())
+
+
+def test_the_leg_screws_into_the_top_only_when_turned_and_seats_assembled(env):
+    check_screws_in_only_when_turned_seats_and_unscrews(env, LEG_THREAD, 0.02, LEG_THREAD_START)
 
 
 def test_a_leg_let_go_above_the_hole_is_caught_by_the_thread_not_seen_below_it(env):
