@@ -11,7 +11,6 @@ furniture_bench shows up here. furniture_bench 0.1 is installed without its meta
 from __future__ import annotations
 
 import copy
-
 import io
 from contextlib import redirect_stderr
 from dataclasses import dataclass

@@ -48,6 +48,16 @@ OWN_STATE_MACHINES: dict[str, str] = {"round_table": "inril_sim.furniture.round_
                                       "lamp": "inril_sim.furniture.lamp_expert"}
 
 
+def part_pose_in_robot(rb_states: Any, index: int, sim_to_april: Any, april_to_robot: Any) -> Any:
+    """Row ``index`` of FurnitureSim's rigid-body table as a 4x4 pose (torch) in the robot-base frame, where the
+    state machines aim the hand: what our own state machines (``lamp_expert``, ``round_table_expert``) read parts
+    from."""
+    import furniture_bench.controllers.control_utils as C
+
+    row = rb_states[index]
+    return april_to_robot @ sim_to_april @ C.to_homogeneous(row[:3], C.quat2mat(row[3:7]))
+
+
 class FurnitureExpert:
     """``act(obs) -> action`` of FurnitureBench's scripted assembly for ``furniture`` (one_leg, round_table's
     leg, lamp)."""

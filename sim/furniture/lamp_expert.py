@@ -27,6 +27,7 @@ from furniture_bench.furniture.parts.lamp_hood import LampHood
 from furniture_bench.utils.pose import rot_mat
 
 from inril_sim.furniture.contracts import assembled_rel_pose
+from inril_sim.furniture.expert import part_pose_in_robot
 from inril_sim.furniture.lamp_scene import GLOBE_CENTRE_Y, GLOBE_RADIUS, GRIP_RADIUS, HOOD_TOP_Y, THREAD_START
 
 CARRY_Z = 0.17                 # hand height for carrying the bulb: it reaches 5.3 cm below the hand when standing,
@@ -44,12 +45,6 @@ OPEN_WIDTH = 0.065             # opened far enough to let a part go
 
 def _rot(x: float, y: float, z: float) -> torch.Tensor:
     return torch.tensor(rot_mat([x, y, z], hom=True)).float()
-
-
-def _pose(rb_states: Any, index: int, sim_to_april: torch.Tensor, april_to_robot: torch.Tensor) -> torch.Tensor:
-    """A part's pose in the robot-base frame from FurnitureSim's rigid-body rows."""
-    row = rb_states[index]
-    return april_to_robot @ sim_to_april @ C.to_homogeneous(row[:3], C.quat2mat(row[3:7]))
 
 
 def _upright(rotation: torch.Tensor, up_axis: torch.Tensor) -> torch.Tensor:
@@ -75,8 +70,8 @@ class ScriptedLampBulb(LampBulb):
     def fsm_step(self, ee_pos, ee_quat, gripper_width, rb_states, part_idxs, sim_to_april, april_to_robot,
                  assemble_to):
         ee = C.to_homogeneous(ee_pos, C.quat2mat(ee_quat))
-        bulb = _pose(rb_states, part_idxs[self.name][0], sim_to_april, april_to_robot)
-        base = _pose(rb_states, part_idxs[assemble_to][0], sim_to_april, april_to_robot)
+        bulb = part_pose_in_robot(rb_states, part_idxs[self.name][0], sim_to_april, april_to_robot)
+        base = part_pose_in_robot(rb_states, part_idxs[assemble_to][0], sim_to_april, april_to_robot)
         state, target = self._state, None
         if state == "reach_bulb_xy":
             axis = bulb[:3, 1]
@@ -177,8 +172,8 @@ class ScriptedLampHood(LampHood):
     def fsm_step(self, ee_pos, ee_quat, gripper_width, rb_states, part_idxs, sim_to_april, april_to_robot,
                  assemble_to):
         ee = C.to_homogeneous(ee_pos, C.quat2mat(ee_quat))
-        hood = _pose(rb_states, part_idxs[self.name][0], sim_to_april, april_to_robot)
-        base = _pose(rb_states, part_idxs[assemble_to][0], sim_to_april, april_to_robot)
+        hood = part_pose_in_robot(rb_states, part_idxs[self.name][0], sim_to_april, april_to_robot)
+        base = part_pose_in_robot(rb_states, part_idxs[assemble_to][0], sim_to_april, april_to_robot)
         grasp = (hood @ torch.tensor([0.0, HOOD_TOP_Y + HOOD_GRASP_DEPTH, 0.0, 1.0]))[:3]
         state, target = self._state, None
         if state == "reach_hood_xy":

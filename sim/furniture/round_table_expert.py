@@ -37,6 +37,7 @@ import numpy as np
 
 from inril_sim.furniture import round_table_scene as round_table, square_table_scene as square_table
 from inril_sim.furniture.contracts import assembled_rel_pose, import_furniture_bench
+from inril_sim.furniture.expert import part_pose_in_robot
 
 # how far the twist aims below the hand beyond Leg.fsm_step's own 5 mm
 EXTRA_PRESS = 0.015
@@ -153,9 +154,8 @@ def _base_class() -> type:
                      part_idxs: dict[str, list[int]], sim_to_april: Tensor, april_to_robot: Tensor,
                      assemble_to: str) -> tuple[Tensor, Tensor, Tensor, int]:
             def robot_pose(name: str) -> np.ndarray:
-                row = rb_states[part_idxs[name][0]]
-                pose = C.to_homogeneous(row[:3], C.quat2mat(row[3:7]))
-                return (april_to_robot @ sim_to_april @ pose).double().numpy()
+                return part_pose_in_robot(rb_states, part_idxs[name][0], sim_to_april,
+                                          april_to_robot).double().numpy()
 
             hand = C.to_homogeneous(ee_pos, C.quat2mat(ee_quat)).double().numpy()
             base, leg = robot_pose(self.name), robot_pose(assemble_to)
