@@ -9,13 +9,13 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from std_msgs.msg import Bool, Header
+from std_msgs.msg import Bool, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from inril_core.safety import ACTION_NAMES
 from inril_ros import interfaces as ifc
 from inril_ros.action_executor import ActionExecutor
-from inril_ros.convert import actions_to_trajectory, pose_stamped, time_to_s, trajectory_to_actions
+from inril_ros.convert import actions_to_trajectory, json_msg, pose_stamped, time_to_s, trajectory_to_actions
 from ros_helpers import spin_until
 
 AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
@@ -38,12 +38,13 @@ class Bench:
         self.eef_pub = self.driver.create_publisher(PoseStamped, ifc.EEF_POSE, eef_qos)
         self.chunk_pub = self.driver.create_publisher(JointTrajectory, ifc.ACTION_CHUNK, ifc.LATEST)
         self.estop_pub = self.driver.create_publisher(Bool, ifc.ESTOP, ifc.LATCHED)
+        self.episode_pub = self.driver.create_publisher(String, ifc.EPISODE, ifc.EPISODE_RECORDS)
         self.commands: list[tuple[float, np.ndarray]] = []
         self.driver.create_subscription(JointTrajectory, ifc.COMMAND, self._on_command, ifc.LATEST)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.executor_node)
         self.executor.add_node(self.driver)
-        pubs = (self.eef_pub, self.chunk_pub, self.estop_pub)
+        pubs = (self.eef_pub, self.chunk_pub, self.estop_pub, self.episode_pub)
         assert self.spin_until(lambda: all(p.get_subscription_count() > 0 for p in pubs)
                                and self.driver.count_publishers(ifc.COMMAND) > 0), "executor did not connect"
 
@@ -63,6 +64,11 @@ class Bench:
 
     def chunk(self, actions: np.ndarray, stamp: float) -> None:
         self.chunk_pub.publish(actions_to_trajectory(actions, stamp, DT, AXIS_ANGLE))
+
+    def episode(self, episode: int, state: str, start: float, end: float | None = None) -> None:
+        """An episode manager's record (its fields the executor reads)."""
+        self.episode_pub.publish(json_msg({"episode": episode, "state": state, "start_stamp": start,
+                                           "end_stamp": end}))
 
     def destroy(self) -> None:
         self.executor.shutdown()
@@ -181,6 +187,43 @@ def test_nan_chunk_point_is_held_not_sent_raw(make_bench) -> None:
     np.testing.assert_array_equal(sent[1], np.zeros(7))  # hold: no motion, gripper unchanged
     np.testing.assert_array_equal(sent[[0, 2]], actions[[0, 2]])
     assert bench.executor_node.holds_sent == 1
+
+
+def test_lockstep_never_commands_a_new_episode_with_the_last_chunk_of_the_previous(make_bench) -> None:
+    """A lock-step reset's observation is stamped one step after the previous episode's last, so by stamp alone the
+    previous episode's last chunk still covers it: the executor must wait for the new episode's own chunk."""
+    bench = make_bench(mode="lockstep")
+    old, new = chunk_actions(), -chunk_actions()
+    bench.episode(0, "running", T0)
+    bench.chunk(old, T0)
+    bench.observe(T0)
+    assert bench.spin_until(lambda: len(bench.commands) == 1)
+    bench.episode(0, "ended", T0, T0 + DT)  # the episode ended at its next observation
+    bench.spin_for(0.2)
+    reset = T0 + 2 * DT                     # point 2 of the old chunk by stamp
+    bench.observe(reset)
+    bench.spin_for(0.3)
+    assert len(bench.commands) == 1         # the next episode's record has not come: wait
+    bench.episode(1, "running", reset)
+    bench.spin_for(0.3)
+    assert len(bench.commands) == 1         # its record came, but the chunk is the old episode's: wait
+    bench.chunk(new, reset)
+    assert bench.spin_until(lambda: len(bench.commands) == 2)
+    assert bench.commands[1][0] == pytest.approx(reset)
+    np.testing.assert_array_equal(bench.commands[1][1], new[0])
+
+
+def test_realtime_holds_rather_than_drive_a_new_episode_with_the_previous_chunk(make_bench) -> None:
+    bench = make_bench(mode="realtime", stale_after_s=5.0)
+    now = bench.driver.get_clock().now().nanoseconds * 1e-9
+    bench.episode(0, "running", now - 10 * DT)
+    bench.chunk(chunk_actions(8), now - DT)  # covers `now` by stamp (point 1)
+    bench.episode(0, "ended", now - 10 * DT, now - DT)
+    bench.episode(1, "running", now)
+    bench.spin_for(0.2)
+    bench.observe(now)
+    assert bench.spin_until(lambda: len(bench.commands) >= 3)
+    assert all(np.array_equal(a, np.zeros(7)) for _, a in bench.commands)
 
 
 def test_realtime_without_a_chunk_holds_then_follows_a_covering_chunk(make_bench) -> None:

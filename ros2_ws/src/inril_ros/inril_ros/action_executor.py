@@ -6,6 +6,14 @@ In lock-step the trigger is each new end-effector pose stamp, and a ``t`` no chu
 no covering chunk or a stale observation means the hold action (zero motion, gripper unchanged). Every command
 passes ``inril_core.safety.filter_action`` with the task's limits and action convention (config/safety.yaml); a
 latched ``/inril/estop`` true silences the executor entirely.
+
+A chunk drives only the episode whose observation it answers. The executor follows ``/inril/episode``: a chunk
+stamped before the current episode's ``start_stamp`` covers nothing, and an observation after the newest record's
+``end_stamp`` belongs to an episode whose record has not come yet, so it waits (lock-step) or holds (real time).
+Without this, a lock-step reset's observation (stamped one step after the previous episode's last) was commanded
+with the previous episode's last chunk: up to ``h - 1`` steps of the new episode ran on the old episode's end
+(for one_leg: the gripper closed at the start). The episode manager publishes an episode's end before it calls the
+reset, so the end is known before the reset's observation comes.
 """
 from __future__ import annotations
 
@@ -16,12 +24,20 @@ from typing import Any
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from inril_core.safety import filter_action, hold_action, load_limits
 from inril_ros import interfaces as ifc
-from inril_ros.convert import MessageError, actions_to_trajectory, pose_to_arrays, trajectory_to_actions, stamp_ns
+from inril_ros.convert import (
+    MessageError,
+    actions_to_trajectory,
+    json_payload,
+    pose_to_arrays,
+    stamp_ns,
+    trajectory_to_actions,
+)
+from inril_ros.episode_record import STAMP_MATCH_NS, EpisodeRecord, parse_episode_record
 from inril_ros.task_io import task_io
 from inril_ros.runtime import (
     CsvLog,
@@ -64,6 +80,7 @@ class ActionExecutor(Node):
         self._chunk: tuple[int, np.ndarray] | None = None   # newest chunk: (stamp ns, actions (n, A))
         self._eef: tuple[int, np.ndarray] | None = None     # newest end-effector pose: (stamp ns, position)
         self._waiting: int | None = None                    # lock-step: observation time not commanded yet
+        self._episode: EpisodeRecord | None = None          # newest /inril/episode record
         self._estop = False
         self.commands_sent = 0
         self.holds_sent = 0
@@ -74,6 +91,7 @@ class ActionExecutor(Node):
         self.create_subscription(JointTrajectory, ifc.ACTION_CHUNK, self._on_chunk, ifc.LATEST)
         self.create_subscription(PoseStamped, ifc.EEF_POSE, self._on_eef, declare_robot_state_qos(self))
         self.create_subscription(Bool, ifc.ESTOP, self._on_estop, ifc.LATCHED)
+        self.create_subscription(String, ifc.EPISODE, self._on_episode, ifc.EPISODE_RECORDS)
         if self._mode == "realtime":
             # steady clock: with use_sim_time the node clock stands still while the sim waits
             self.create_timer(self._dt, self._on_tick, clock=steady_clock())
@@ -114,6 +132,18 @@ class ActionExecutor(Node):
             self._waiting = stamp
             self._command_waiting()
 
+    def _on_episode(self, msg: String) -> None:
+        try:
+            record = parse_episode_record(json_payload(msg))
+        except MessageError as error:
+            self.get_logger().error(f"{ifc.EPISODE}: {error}; record dropped")
+            return
+        if record.state == "done" or (self._episode is not None and record.episode < self._episode.episode):
+            return  # "done" has no stamps (nothing starts after it); or a late record of an earlier episode
+        self._episode = record
+        if self._mode == "lockstep":
+            self._command_waiting()
+
     def _on_estop(self, msg: Bool) -> None:
         if msg.data != self._estop:
             self.get_logger().warning("e-stop: no commands" if msg.data else "e-stop cleared: commands resume")
@@ -129,7 +159,19 @@ class ActionExecutor(Node):
             return -1, None
         stamp, actions = self._chunk
         k = int(round((t - stamp) * 1e-9 * self._rate))
-        return (k, actions[k]) if 0 <= k < len(actions) else (k, None)
+        covered = 0 <= k < len(actions) and self._same_episode(stamp, t)
+        return (k, actions[k]) if covered else (k, None)
+
+    def _same_episode(self, chunk_stamp: int, t: int) -> bool:
+        """Whether the chunk answered an observation of the episode that observation time ``t`` belongs to (the
+        module docstring: a chunk never drives the next episode). No records (a bench without an episode manager):
+        one episode."""
+        record = self._episode
+        if record is None:
+            return True
+        if record.end_ns is not None and t > record.end_ns + STAMP_MATCH_NS:
+            return False  # after the newest episode's end: the next episode's record has not come yet
+        return record.start_ns is None or chunk_stamp + STAMP_MATCH_NS >= record.start_ns
 
     def _command_waiting(self) -> None:
         """Lock-step: command the waiting observation time once a chunk covers it; until then send nothing."""

@@ -21,7 +21,6 @@ is never produced by two versions; a bad file keeps the running weights.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from inril_core.config import load_config, resolve_device
 from inril_core.rl.dppo import DPPO
 from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, json_msg, json_payload
+from inril_ros.episode_record import STAMP_MATCH_NS, EpisodeRecord, parse_episode_record
 from inril_ros.runtime import (
     CsvLog,
     Heartbeat,
@@ -56,13 +56,6 @@ from inril_ros.runtime import (
 from inril_ros.task_io import BRIDGED_TASKS, message_for, task_io
 
 SAMPLING = ("explore", "deterministic")
-EPISODE_STATES = ("running", "ended", "done")
-STAMP_MATCH_NS = 1000  # a stamp given in seconds (JSON) matches an observation stamp within 1 us
-
-
-
-def _s_to_ns(seconds: float) -> int:
-    return int(round(float(seconds) * 1e9))
 
 
 @dataclass
@@ -75,33 +68,6 @@ class _Chunk:
     version: int
     episode: int
     index: int             # chunk index within its episode
-
-
-@dataclass
-class _Episode:
-    episode: int
-    state: str
-    start_ns: int | None
-    end_ns: int | None
-
-
-def parse_episode(payload: dict) -> _Episode:
-    """The fields of an /inril/episode record this node needs; a malformed one raises MessageError naming the key."""
-    try:
-        episode, state = int(payload["episode"]), str(payload["state"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise MessageError(f"episode record needs integer 'episode' and 'state', got {payload}: {error}") from None
-    if state not in EPISODE_STATES:
-        raise MessageError(f"episode record state {state!r} is not one of {EPISODE_STATES}")
-    stamps = {}
-    for key in ("start_stamp", "end_stamp"):
-        value = payload.get(key)
-        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise MessageError(f"episode record {key}={value!r} is not a time in seconds")
-        stamps[key] = None if value is None else _s_to_ns(value)
-    if state == "running" and stamps["start_stamp"] is None:
-        raise MessageError(f"running episode record has no start_stamp: {payload}")
-    return _Episode(episode, state, stamps["start_stamp"], stamps["end_stamp"])
 
 
 class PolicyServer(LifecycleNode):
@@ -245,7 +211,7 @@ class PolicyServer(LifecycleNode):
         self._history_size = history
         self._history: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()  # stamp -> (obs, arrival)
         self._latest: dict[str, tuple[int, np.ndarray]] = {}  # observation topic -> (stamp, values) of its newest
-        self._episode: _Episode | None = None
+        self._episode: EpisodeRecord | None = None
         self._estop = False
         self._announced: dict | None = None     # newest checkpoint announcement not yet loaded
         self._refused: set[tuple[int, str]] = set()
@@ -256,7 +222,7 @@ class PolicyServer(LifecycleNode):
         self._chunk_index = -1
         self._pending: _Chunk | None = None     # newest chunk: next observation not known yet
         self._ready: tuple[_Chunk, np.ndarray] | None = None  # complete, waiting to know whether it was last
-        self._ending: _Episode | None = None    # an ended episode whose final observation is awaited
+        self._ending: EpisodeRecord | None = None    # an ended episode whose final observation is awaited
 
     def _make_entities(self) -> None:
         self._chunk_pub = self.create_lifecycle_publisher(JointTrajectory, ifc.ACTION_CHUNK, ifc.LATEST)
@@ -463,7 +429,7 @@ class PolicyServer(LifecycleNode):
 
     def _on_episode(self, msg: String) -> None:
         try:
-            record = parse_episode(json_payload(msg))
+            record = parse_episode_record(json_payload(msg))
         except MessageError as error:
             self.get_logger().error(f"{ifc.EPISODE}: {error}; record dropped")
             return
