@@ -70,12 +70,15 @@ def test_sim_check_runs_one_episode_through_the_whole_graph(tmp_path: Path, ros_
     assert "## Episodes" in (run_dir / "report.md").read_text()
 
 
-@pytest.mark.parametrize("mode", ["lockstep", "realtime"])
-def test_sim_check_runs_furniture_one_leg_through_the_whole_graph(tmp_path: Path, ros_env: dict, mode: str) -> None:
-    """FurnitureBench's one_leg (the MuJoCo port) through the same graph: 49-D observation from five part poses and
-    the end-effector twist, 8-D delta-pose commands through the quaternion safety filter; the stored episode holds
-    the observations the policy acted on. The demos are random (the graph, not the policy, is under test) so the
-    test need not run the scripted expert."""
+@pytest.mark.parametrize(("task", "obs_dim", "mode"), [("furniture/one_leg", 49, "lockstep"),
+                                                       ("furniture/one_leg", 49, "realtime"),
+                                                       ("furniture/lamp", 35, "lockstep")])
+def test_sim_check_runs_furniture_through_the_whole_graph(tmp_path: Path, ros_env: dict, task: str, obs_dim: int,
+                                                          mode: str) -> None:
+    """FurnitureBench (the MuJoCo port) through the same graph: one_leg's 49-D observation from five part poses and
+    the end-effector twist (the lamp's 35-D from three), 8-D delta-pose commands through the quaternion safety
+    filter; the stored episode holds the observations the policy acted on. The demos are random (the graph, not the
+    policy, is under test) so the test need not run the scripted expert."""
     from inril_core.episodes.store import Episode, EpisodeStore
 
     rng = np.random.default_rng(0)
@@ -83,9 +86,9 @@ def test_sim_check_runs_furniture_one_leg_through_the_whole_graph(tmp_path: Path
     for _ in range(2):
         actions = np.concatenate([rng.uniform(-0.01, 0.01, (24, 3)), np.tile([0, 0, 0, 1.0], (24, 1)),
                                   rng.choice([-1.0, 1.0], (24, 1))], axis=1)
-        store.append(Episode(rng.normal(size=(24, 49)), actions, np.zeros(24),
-                             {"task": "furniture/one_leg", "source": "scripted", "success": True}))
-    small = ["task=furniture/one_leg", f"demos.path={tmp_path / 'demos'}", f"pretrain.run_dir={tmp_path / 'pre'}",
+        store.append(Episode(rng.normal(size=(24, obs_dim)), actions, np.zeros(24),
+                             {"task": task, "source": "scripted", "success": True}))
+    small = [f"task={task}", f"demos.path={tmp_path / 'demos'}", f"pretrain.run_dir={tmp_path / 'pre'}",
              "pretrain.max_epochs=1", "pretrain.eval_episodes=1", "train.eval_n_envs=1", "env.max_episode_steps=30",
              "policy.denoiser.channels=[8,16]", "policy.n_steps=4", "rl.ft_denoising_steps=2"]
     run_dir, _ = _run_check(tmp_path, ros_env, [*small, "--mode", mode])
@@ -94,7 +97,7 @@ def test_sim_check_runs_furniture_one_leg_through_the_whole_graph(tmp_path: Path
     stored = EpisodeStore(run_dir / "episodes")
     assert len(stored) == 1
     episode = stored[0]
-    assert episode.observations.shape[1] == 49 and episode.actions.shape[1] == 8
+    assert episode.observations.shape[1] == obs_dim and episode.actions.shape[1] == 8
     np.testing.assert_allclose(np.linalg.norm(episode.actions[:, 3:7], axis=1), 1.0, atol=1e-6)  # filtered: unit
 
 

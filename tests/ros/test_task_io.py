@@ -22,7 +22,7 @@ def _observation_through_messages(io, env) -> np.ndarray:
     return io.observation(parts)
 
 
-@pytest.mark.parametrize("task", ["lift", "furniture/one_leg", "furniture/round_table"])
+@pytest.mark.parametrize("task", ["lift", "furniture/one_leg", "furniture/round_table", "furniture/lamp"])
 def test_messages_of_the_env_state_rebuild_the_env_observation(task) -> None:
     io = task_io(task)
     env = gym.make(load_config([f"task={task}"]).env.id, disable_env_checker=True)
@@ -41,7 +41,8 @@ def test_messages_of_the_env_state_rebuild_the_env_observation(task) -> None:
         env.close()
 
 
-@pytest.mark.parametrize(("task", "parts", "obs_dim"), [("furniture/one_leg", 5, 49), ("furniture/round_table", 3, 35)])
+@pytest.mark.parametrize(("task", "parts", "obs_dim"), [("furniture/one_leg", 5, 49), ("furniture/round_table", 3, 35),
+                                                         ("furniture/lamp", 3, 35)])
 def test_furniture_tasks_speak_furniture_benchs_frames_and_action(task, parts, obs_dim) -> None:
     io = task_io(task)
     assert io.action_names == ACTION_NAMES["quaternion"] and len(io.action_names) == 8

@@ -177,7 +177,7 @@ def test_a_seven_d_action_is_refused_by_the_quaternion_filter() -> None:
         filter_action(np.zeros(7), QUAT_CENTRE, QUAT_LIMITS)
 
 
-@pytest.mark.parametrize("task", ["furniture/one_leg", "furniture/round_table"])
+@pytest.mark.parametrize("task", ["furniture/one_leg", "furniture/round_table", "furniture/lamp"])
 def test_furniture_box_is_furniture_benchs_controller_limits_but_for_a_floor_the_expert_presses_through(task) -> None:
     """FurnitureSim never clips a commanded goal to these limits (only the initial pose), and its expert presses
     parts onto the table with goals below the robot-base plane (config/safety.yaml), so the sim floor is lower."""
@@ -191,17 +191,19 @@ def test_furniture_box_is_furniture_benchs_controller_limits_but_for_a_floor_the
     assert limits.rotation == "quaternion" and limits.pos_scale_m == 1.0
 
 
-def test_the_one_leg_expert_is_never_slowed_by_the_sim_limits() -> None:
+@pytest.mark.parametrize(("furniture", "horizon"), [("one_leg", 700), ("lamp", 1000)])
+def test_the_furniture_expert_is_never_slowed_by_the_sim_limits(furniture: str, horizon: int) -> None:
     """In sim the filter must leave the scripted expert's actions alone, its large goal-chasing deltas and its
     presses below the table alike, or graph rollouts would not be the env's (with furniture_bench's 0.005 m floor
     the workspace clip altered 72% of a one_leg policy's commands in the graph)."""
     from inril_sim.furniture.expert import FurnitureExpert
     from inril_sim.furniture.mujoco_env import FurnitureMujocoEnv
 
-    limits, env, expert = load_limits("furniture/one_leg"), FurnitureMujocoEnv("one_leg"), FurnitureExpert(seed=2)
+    limits = load_limits(f"furniture/{furniture}")
+    env, expert = FurnitureMujocoEnv(furniture), FurnitureExpert(furniture, seed=2)
     try:
         obs, _ = env.reset(seed=2)
-        for _ in range(700):
+        for _ in range(horizon):
             action = expert.act(obs)
             _, report = filter_action(action, obs[:3].astype(np.float64), limits)
             assert not report.changed, report.changes

@@ -5,9 +5,9 @@ Two task families run on the graph (docs/graph.md, "Tasks"):
 - the fast robomimic tasks (lift, can, square): robosuite's 7-D OSC_POSE action; the observation is built from the
   end-effector pose, the two finger positions and the first object pose, all in the world frame
   (``inril_sim.layout.flat_observation``);
-- FurnitureBench (``furniture/one_leg``, ``furniture/round_table``, the MuJoCo port): the 8-D delta-pose action;
+- FurnitureBench (``furniture/one_leg``, ``furniture/round_table``, ``furniture/lamp``, the MuJoCo port): the 8-D delta-pose action;
   the observation is FurnitureBench's ``robot_state`` (end-effector pose in the robot-base frame, its twist, the
-  gripper width) and ``parts_poses`` (every part in the AprilTag frame: 5 for one_leg, 3 for round_table), as
+  gripper width) and ``parts_poses`` (every part in the AprilTag frame: 5 for one_leg, 3 for round_table and lamp), as
   FurnitureBench's real robot assembles it (``inril_sim.furniture.contracts.flatten_observation``).
 
 One object per task answers, for every node, the same questions: which topics make an observation, what numbers a
@@ -34,7 +34,7 @@ from inril_ros.convert import (MessageError, joint_state, pose_array, pose_stamp
 
 FURNITURE_PREFIX = "furniture/"
 BRIDGED_FAST_TASKS = ("lift", "can", "square")  # one-arm fast tasks (transport has two arms: no ROS bridge)
-BRIDGED_FURNITURE = ("one_leg", "round_table")  # the MuJoCo port's tasks (FurnitureSim needs IsaacGym: no bridge)
+BRIDGED_FURNITURE = ("one_leg", "round_table", "lamp")  # the MuJoCo port's tasks (FurnitureSim needs IsaacGym: no bridge)
 BRIDGED_TASKS = (*BRIDGED_FAST_TASKS, *(FURNITURE_PREFIX + name for name in BRIDGED_FURNITURE))
 POSE_SIZE = 7  # position (3) + quaternion (x, y, z, w)
 
