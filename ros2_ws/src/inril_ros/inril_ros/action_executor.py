@@ -32,12 +32,11 @@ from inril_ros import interfaces as ifc
 from inril_ros.convert import (
     MessageError,
     actions_to_trajectory,
-    json_payload,
     pose_to_arrays,
     stamp_ns,
     trajectory_to_actions,
 )
-from inril_ros.episode_record import STAMP_MATCH_NS, EpisodeRecord, parse_episode_record
+from inril_ros.episode_record import STAMP_MATCH_NS, EpisodeRecord, read_episode_record
 from inril_ros.task_io import task_io
 from inril_ros.runtime import (
     CsvLog,
@@ -133,10 +132,8 @@ class ActionExecutor(Node):
             self._command_waiting()
 
     def _on_episode(self, msg: String) -> None:
-        try:
-            record = parse_episode_record(json_payload(msg))
-        except MessageError as error:
-            self.get_logger().error(f"{ifc.EPISODE}: {error}; record dropped")
+        record = read_episode_record(msg, self.get_logger())
+        if record is None:
             return
         if record.state == "done" or (self._episode is not None and record.episode < self._episode.episode):
             return  # "done" has no stamps (nothing starts after it); or a late record of an earlier episode

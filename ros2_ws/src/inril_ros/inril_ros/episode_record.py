@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from inril_ros.convert import MessageError
+from std_msgs.msg import String
+
+from inril_ros import interfaces as ifc
+from inril_ros.convert import MessageError, json_payload
 
 EPISODE_STATES = ("running", "ended", "done")
 STAMP_MATCH_NS = 1000  # a stamp given in seconds (JSON) matches an observation stamp within 1 us
@@ -40,3 +44,12 @@ def parse_episode_record(payload: dict) -> EpisodeRecord:
     if state == "running" and stamps["start_stamp"] is None:
         raise MessageError(f"running episode record has no start_stamp: {payload}")
     return EpisodeRecord(episode, state, stamps["start_stamp"], stamps["end_stamp"])
+
+
+def read_episode_record(msg: String, logger: Any) -> EpisodeRecord | None:
+    """The message's record, or None after logging why it was dropped: a malformed record must not stop a node."""
+    try:
+        return parse_episode_record(json_payload(msg))
+    except MessageError as error:
+        logger.error(f"{ifc.EPISODE}: {error}; record dropped")
+        return None

@@ -42,7 +42,7 @@ from inril_core.config import load_config, resolve_device
 from inril_core.rl.dppo import DPPO
 from inril_ros import interfaces as ifc
 from inril_ros.convert import MessageError, actions_to_trajectory, json_msg, json_payload
-from inril_ros.episode_record import STAMP_MATCH_NS, EpisodeRecord, parse_episode_record
+from inril_ros.episode_record import STAMP_MATCH_NS, EpisodeRecord, read_episode_record
 from inril_ros.runtime import (
     CsvLog,
     Heartbeat,
@@ -428,10 +428,8 @@ class PolicyServer(LifecycleNode):
     # ------------------------------------------------------------------------------------------- episodes, e-stop
 
     def _on_episode(self, msg: String) -> None:
-        try:
-            record = parse_episode_record(json_payload(msg))
-        except MessageError as error:
-            self.get_logger().error(f"{ifc.EPISODE}: {error}; record dropped")
+        record = read_episode_record(msg, self.get_logger())
+        if record is None:
             return
         previous = self._episode
         self._episode = record
