@@ -211,6 +211,36 @@ def test_next_chunk_comes_after_h_observations(graph) -> None:
     assert [time_to_s(c.header.stamp) for c in graph.chunks] == pytest.approx([T0, T0 + H * DT])
 
 
+def test_decide_ahead_decides_the_next_chunk_while_the_newest_still_has_that_many_points(ros_context, policy,
+                                                                                        tmp_path) -> None:
+    """Real time with a slow policy: the next chunk is decided decide_ahead_steps before the newest runs out, so the
+    executor need not hold while it is computed."""
+    graph = Graph(ros_context, policy, tmp_path / "run", sampling="deterministic", decide_ahead_steps=2)
+    try:
+        graph.start()
+        graph.episode(0, "running", start_stamp=T0)
+        run_steps(graph, range(H + 1))
+        assert graph.spin_until(lambda: len(graph.chunks) == 3)
+        graph.spin_for(0.2)
+        assert [time_to_s(c.header.stamp) for c in graph.chunks] == pytest.approx([T0, T0 + 2 * DT, T0 + 4 * DT])
+    finally:
+        graph.destroy()
+
+
+@pytest.mark.parametrize(("params", "reason"), [
+    ({"decide_ahead_steps": 1}, "decide_ahead_steps=1 needs sampling=deterministic"),
+    ({"decide_ahead_steps": H, "sampling": "deterministic"}, f"must be below the policy's chunk length h={H}"),
+])
+def test_decide_ahead_is_refused_where_it_would_misreport_or_never_stop(ros_context, policy, tmp_path, capfd,
+                                                                        params: dict, reason: str) -> None:
+    graph = Graph(ros_context, policy, tmp_path / "run", **params)
+    try:
+        assert graph.server.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert reason in capfd.readouterr().err
+    finally:
+        graph.destroy()
+
+
 def test_next_chunk_comes_at_its_time_even_when_samples_in_between_were_missed(graph) -> None:
     """The observation subscriptions keep one sample: a sim stepping faster than the server overwrites some. The
     next chunk is due by stamp (the first one is used up at T0 + H * DT), not after H samples were seen."""

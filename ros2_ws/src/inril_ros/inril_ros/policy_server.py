@@ -5,7 +5,8 @@ fails loudly when there is none; activate starts answering. It assembles the pol
 observation topics (``inril_ros.task_io``: end-effector pose, gripper and object poses, and for FurnitureBench the
 end-effector twist) only when all of them carry the same stamp (one env step, never mixed),
 decides a chunk at an episode's first observation and at the first observation the newest chunk's ``h`` points no
-longer cover, and publishes it stamped with the observation's time. Coverage is judged by stamp, as the executor
+longer cover (``decide_ahead_steps`` earlier, for real time on a slow policy), and publishes it stamped with the
+observation's time. Coverage is judged by stamp, as the executor
 picks points, not by counting observations: the observation subscriptions keep only the newest sample, and when
 the sim steps faster than this node reads, intermediate samples of a chunk are overwritten; a count would then
 fall short and lock-step would wait forever for a chunk. When the sim publishes an unanswered observation again
@@ -100,6 +101,11 @@ class PolicyServer(LifecycleNode):
         self.declare_parameter("device", "auto", describe("auto | cpu | cuda | cuda:N"))
         self.declare_parameter("sampling", "explore", describe(
             "explore: DPPO's stochastic chain, publishes transitions | deterministic: DDIM eta=0, no transitions"))
+        self.declare_parameter("decide_ahead_steps", 0, describe(
+            "decide the next chunk when the newest one has this many points left, not when it has none: in real "
+            "time a decision that takes longer than a step otherwise leaves the executor holding until it comes; "
+            "deterministic sampling only (an exploring chunk must run whole for its transition record); 0 = "
+            "lock-step's behaviour, each chunk run whole as in the offline evaluation", int_range=(0, 1000)))
         self.declare_parameter("control_rate_hz", 20.0, describe(
             "env steps per second: chunk point k is due at stamp + k / control_rate_hz", float_range=(0.1, 1000.0)))
         self.declare_parameter("obs_history", 20, describe(
@@ -161,6 +167,10 @@ class PolicyServer(LifecycleNode):
         if self._sampling not in SAMPLING:
             raise ValueError(f"parameter sampling={self._sampling!r}: use one of {SAMPLING}")
         self._dt = 1.0 / get("control_rate_hz")
+        self._decide_ahead = get("decide_ahead_steps")
+        if self._decide_ahead and self._sampling != "deterministic":
+            raise ValueError(f"parameter decide_ahead_steps={self._decide_ahead} needs sampling=deterministic: an "
+                             "exploring chunk cut short would be reported to the learner as run whole")
         overrides = [f"task={self._task}", *(get("config_overrides") or [])]
         cfg = load_config(overrides)
         device = resolve_device(get("device"), cfg.threads)
@@ -174,6 +184,9 @@ class PolicyServer(LifecycleNode):
         step, tensors, _ = found
         agent = DiffusionAgent.from_tensors(tensors).to(device)
         self._check_agent(agent, cfg)
+        if self._decide_ahead >= agent.act_steps:
+            raise ValueError(f"parameter decide_ahead_steps={self._decide_ahead} must be below the policy's chunk "
+                             f"length h={agent.act_steps} (h - 1: decide at every observation)")
         torch.manual_seed(int(cfg.seed))  # exploration chains are reproducible in lock-step
         self._agent, self._algo = agent, DPPO(agent, cfg.rl)
         if any(k.startswith("dppo.") for k in tensors):  # a fine-tuning run: its frozen base and critic too
@@ -329,8 +342,9 @@ class PolicyServer(LifecycleNode):
         if stamp + STAMP_MATCH_NS < episode.start_ns:
             return  # an observation of the previous episode
         first = self._chunk_episode != episode.episode
-        if not first and round((stamp - self._chunk_stamp_ns) * 1e-9 / self._dt) < self._agent.act_steps:
-            return  # the newest chunk still has a point for this observation
+        used = round((stamp - self._chunk_stamp_ns) * 1e-9 / self._dt)
+        if not first and used < self._agent.act_steps - self._decide_ahead:
+            return  # the newest chunk still has a point for this observation (or more than decide_ahead_steps)
         self._swap_weights_if_announced()
         try:
             actions, chain = self._sample(obs)
