@@ -148,12 +148,24 @@ def expected_obs(step: int) -> np.ndarray:
 
 
 @pytest.fixture
-def graph(ros_context, policy, tmp_path):
-    graph = Graph(ros_context, policy, tmp_path / "run")
+def make_graph(ros_context, policy, tmp_path):
+    """Graph(**server parameters); every graph made is destroyed after the test."""
+    made: list[Graph] = []
+
+    def make(**params) -> Graph:
+        made.append(Graph(ros_context, policy, tmp_path / "run", **params))
+        return made[-1]
+
     try:
-        yield graph
+        yield make
     finally:
-        graph.destroy()
+        for graph in made:
+            graph.destroy()
+
+
+@pytest.fixture
+def graph(make_graph):
+    return make_graph()
 
 
 def run_steps(graph: Graph, steps: range) -> None:
@@ -211,34 +223,27 @@ def test_next_chunk_comes_after_h_observations(graph) -> None:
     assert [time_to_s(c.header.stamp) for c in graph.chunks] == pytest.approx([T0, T0 + H * DT])
 
 
-def test_decide_ahead_decides_the_next_chunk_while_the_newest_still_has_that_many_points(ros_context, policy,
-                                                                                        tmp_path) -> None:
+def test_decide_ahead_decides_the_next_chunk_while_the_newest_still_has_that_many_points(make_graph) -> None:
     """Real time with a slow policy: the next chunk is decided decide_ahead_steps before the newest runs out, so the
     executor need not hold while it is computed."""
-    graph = Graph(ros_context, policy, tmp_path / "run", sampling="deterministic", decide_ahead_steps=2)
-    try:
-        graph.start()
-        graph.episode(0, "running", start_stamp=T0)
-        run_steps(graph, range(H + 1))
-        assert graph.spin_until(lambda: len(graph.chunks) == 3)
-        graph.spin_for(0.2)
-        assert [time_to_s(c.header.stamp) for c in graph.chunks] == pytest.approx([T0, T0 + 2 * DT, T0 + 4 * DT])
-    finally:
-        graph.destroy()
+    graph = make_graph(sampling="deterministic", decide_ahead_steps=2)
+    graph.start()
+    graph.episode(0, "running", start_stamp=T0)
+    run_steps(graph, range(H + 1))
+    assert graph.spin_until(lambda: len(graph.chunks) == 3)
+    graph.spin_for(0.2)
+    assert [time_to_s(c.header.stamp) for c in graph.chunks] == pytest.approx([T0, T0 + 2 * DT, T0 + 4 * DT])
 
 
 @pytest.mark.parametrize(("params", "reason"), [
     ({"decide_ahead_steps": 1}, "decide_ahead_steps=1 needs sampling=deterministic"),
     ({"decide_ahead_steps": H, "sampling": "deterministic"}, f"must be below the policy's chunk length h={H}"),
 ])
-def test_decide_ahead_is_refused_where_it_would_misreport_or_never_stop(ros_context, policy, tmp_path, capfd,
-                                                                        params: dict, reason: str) -> None:
-    graph = Graph(ros_context, policy, tmp_path / "run", **params)
-    try:
-        assert graph.server.trigger_configure() == TransitionCallbackReturn.FAILURE
-        assert reason in capfd.readouterr().err
-    finally:
-        graph.destroy()
+def test_decide_ahead_is_refused_where_it_would_misreport_or_never_stop(make_graph, capfd, params: dict,
+                                                                        reason: str) -> None:
+    graph = make_graph(**params)
+    assert graph.server.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert reason in capfd.readouterr().err
 
 
 def test_next_chunk_comes_at_its_time_even_when_samples_in_between_were_missed(graph) -> None:
@@ -348,18 +353,15 @@ def test_weight_swap_mid_episode_refuses_a_wrong_sha256_and_loads_a_good_one(gra
     assert len(latencies) == 4 and all(0 < x < 5 for x in latencies)
 
 
-def test_deterministic_sampling_answers_without_transitions(ros_context, policy, tmp_path) -> None:
-    graph = Graph(ros_context, policy, tmp_path / "run", sampling="deterministic")
-    try:
-        graph.start()
-        graph.episode(0, "running", start_stamp=T0)
-        run_steps(graph, range(2 * H + 1))
-        assert graph.spin_until(lambda: len(graph.chunks) == 3)
-        graph.episode(0, "ended", start_stamp=T0, end_stamp=T0 + 2 * H * DT)
-        graph.spin_for(0.5)
-        assert graph.records == []
-    finally:
-        graph.destroy()
+def test_deterministic_sampling_answers_without_transitions(make_graph) -> None:
+    graph = make_graph(sampling="deterministic")
+    graph.start()
+    graph.episode(0, "running", start_stamp=T0)
+    run_steps(graph, range(2 * H + 1))
+    assert graph.spin_until(lambda: len(graph.chunks) == 3)
+    graph.episode(0, "ended", start_stamp=T0, end_stamp=T0 + 2 * H * DT)
+    graph.spin_for(0.5)
+    assert graph.records == []
 
 
 def test_params_file_and_autostart_bring_the_server_to_active(ros_context, policy) -> None:

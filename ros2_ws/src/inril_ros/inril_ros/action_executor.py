@@ -29,13 +29,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from inril_core.safety import filter_action, hold_action, load_limits
 from inril_ros import interfaces as ifc
-from inril_ros.convert import (
-    MessageError,
-    actions_to_trajectory,
-    pose_to_arrays,
-    stamp_ns,
-    trajectory_to_actions,
-)
+from inril_ros.convert import MessageError, actions_to_trajectory, pose_to_arrays, trajectory_to_actions, stamp_ns
 from inril_ros.episode_record import STAMP_MATCH_NS, EpisodeRecord, read_episode_record
 from inril_ros.task_io import task_io
 from inril_ros.runtime import (
