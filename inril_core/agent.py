@@ -68,20 +68,24 @@ class DiffusionAgent(nn.Module):
             raise NonFiniteError(f"observation contains NaN/Inf: {obs[~np.isfinite(obs).all(axis=1)][0]}")
         return self.obs_norm.normalize(torch.as_tensor(obs, device=self.device))
 
-    def to_env_actions(self, chunk: torch.Tensor) -> np.ndarray:
-        """Normalised (B, H, A) chunk -> the executed raw (B, act_steps, A) actions."""
-        actions = self.act_norm.unnormalize(chunk[:, : self.act_steps]).cpu().numpy()
+    def to_env_actions(self, chunk: torch.Tensor, steps: int | None = None) -> np.ndarray:
+        """Normalised (B, H, A) chunk -> the executed raw (B, steps, A) actions; ``steps`` defaults to act_steps
+        (what training executes), more is for a server whose decisions come late (policy_server publish_steps)."""
+        actions = self.act_norm.unnormalize(chunk[:, : steps or self.act_steps]).cpu().numpy()
         if not np.isfinite(actions).all():
             raise NonFiniteError("the policy produced a NaN/Inf action; the run stops (last checkpoint is kept)")
         return actions
 
     @torch.no_grad()
     def act_deterministic(
-        self, obs: np.ndarray, denoiser_for_step: Callable[[int], nn.Module] | None = None
+        self, obs: np.ndarray, denoiser_for_step: Callable[[int], nn.Module] | None = None, steps: int | None = None,
+        ddim_steps: int | None = None,
     ) -> np.ndarray:
-        """Deterministic DDIM (eta=0) action chunk: the evaluation policy."""
-        chunk = self.policy.sample_ddim(self.obs_tensor(obs), eta=0.0, denoiser_for_step=denoiser_for_step)
-        return self.to_env_actions(chunk)
+        """Deterministic DDIM (eta=0) action chunk: the evaluation policy (``steps`` as in to_env_actions).
+        ``ddim_steps`` below the policy's T samples faster, for a real-time server whose decisions come late."""
+        chunk = self.policy.sample_ddim(self.obs_tensor(obs), eta=0.0, n_steps=ddim_steps,
+                                        denoiser_for_step=denoiser_for_step)
+        return self.to_env_actions(chunk, steps)
 
     def tensors(self, prefix: str = "agent.") -> dict[str, torch.Tensor]:
         """Weights and normaliser statistics as one flat tensor dict (safetensors-ready)."""

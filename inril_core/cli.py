@@ -551,6 +551,43 @@ def bench_il_steps(overrides: Optional[list[str]] = OVERRIDES,
     console.print(f"wrote {out}/report.md")
 
 
+@bench_app.command("latency-tolerance", context_settings=EXTRA)
+def bench_latency_tolerance(
+        overrides: Optional[list[str]] = OVERRIDES,
+        delays: str = typer.Option("0,1,2,3,5", help="comma-separated decision delays, in control steps"),
+        ddim_steps: str = typer.Option("", "--ddim-steps", help="comma-separated DDIM step counts per decision "
+                                                                "(default: the policy's T and 5)"),
+        publish_steps: int = typer.Option(0, "--publish-steps", help="points per chunk, h up to the predicted "
+                                                                     "horizon (policy_server publish_steps; 0 = h)"),
+        episodes: int = typer.Option(20, help="episodes per row, on the evaluation seeds"),
+        control_rate_hz: float = typer.Option(20.0, "--control-rate-hz", help="control steps per second (delay in "
+                                                                              "ms, decision time in steps)"),
+        out: Optional[Path] = typer.Option(None, help="default docs/results/<task>/latency")):
+    """Success of the pre-trained policy when each chunk is used some steps after the observation it answers, as
+    in the real-time graph (the chunk's later points cover the wait): what decision latency the policy needs, and
+    what fewer DDIM steps buy. Offline and deterministic; the policy server's parameters of the same names."""
+    from inril_core.latency_tolerance import measure_latency_tolerance
+    from inril_core.training import progress_bar
+
+    cfg = _guarded(lambda: _config(overrides))
+    _guarded(lambda: _ensure_pretrained(cfg, overrides or []))
+    delay_list = _guarded_value(lambda: [int(v) for v in delays.split(",")])
+    ddim_list = _guarded_value(lambda: [int(v) for v in ddim_steps.split(",")] if ddim_steps
+                               else sorted({int(cfg.policy.n_steps), 5}, reverse=True))
+    out = out or Path("docs/results") / cfg.task.replace("/", "-") / "latency"
+    command = "inril bench latency-tolerance " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    with progress_bar() as bar:
+        row = bar.add_task("latency tolerance", total=len(ddim_list) * (len(delay_list) + 1), status="")
+
+        def progress(line: str) -> None:
+            bar.console.print(line)
+            bar.update(row, advance=1, status=line)
+
+        _guarded_value(lambda: _guarded(lambda: measure_latency_tolerance(
+            cfg, delay_list, ddim_list, publish_steps, episodes, control_rate_hz, out, command, progress)))
+    console.print(f"wrote {out}/report.md")
+
+
 @bench_app.command("latency")
 def bench_latency(out: Path = typer.Option(Path("docs/benchmarks.md"), help="Markdown page to write"),
                   quick: bool = typer.Option(False, help="a few samples of each: a smoke run (< 1 min)")):

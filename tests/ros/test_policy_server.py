@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from ros_helpers import spin_until
 AXIS_ANGLE = ACTION_NAMES["axis_angle"]  # the fast tasks' action components
 
 H = 4        # policy.act_steps of the tiny policy
+HORIZON = 6  # policy.horizon: points predicted, of which H run
 DT = 0.05    # control_rate_hz 20
 T0 = 10.0    # stamp of the first observation
 TIMEOUT = 20.0
@@ -43,8 +45,9 @@ TIMEOUT = 20.0
 
 def tiny_overrides(root: Path) -> list[str]:
     return ["task=lift", "device=cpu", f"demos.path={root}/demos", f"pretrain.run_dir={root}/pre",
-            "policy.n_steps=4", "policy.horizon=4", f"policy.act_steps={H}", "policy.denoiser.hidden_dims=[32]",
-            "policy.denoiser.time_dim=8", "pretrain.max_epochs=2", "pretrain.batch_size=64",
+            "policy.n_steps=4", f"policy.horizon={HORIZON}", f"policy.act_steps={H}",
+            "policy.denoiser.hidden_dims=[32]", "policy.denoiser.time_dim=8", "pretrain.max_epochs=2",
+            "pretrain.batch_size=64",
             "pretrain.eval_episodes=1", "train.eval_n_envs=1", "env.max_episode_steps=8",
             "rl.ft_denoising_steps=2", "rl.critic_hidden=[32]"]
 
@@ -214,33 +217,68 @@ def test_observation_that_came_before_activation_is_answered_at_activation(graph
     assert time_to_s(graph.chunks[0].header.stamp) == pytest.approx(t, abs=1e-9)
 
 
-def test_next_chunk_comes_after_h_observations(graph) -> None:
+def chunk_stamps_over_h_steps(graph: Graph, chunks: int) -> list[float]:
+    """Start the server, run an episode's first H + 1 observations and return the stamps of the chunks decided
+    (waiting for ``chunks`` of them, then a little longer for any extra)."""
     graph.start()
     graph.episode(0, "running", start_stamp=T0)
     run_steps(graph, range(H + 1))
-    assert graph.spin_until(lambda: len(graph.chunks) == 2)
+    assert graph.spin_until(lambda: len(graph.chunks) == chunks)
     graph.spin_for(0.2)
-    assert [time_to_s(c.header.stamp) for c in graph.chunks] == pytest.approx([T0, T0 + H * DT])
+    return [time_to_s(c.header.stamp) for c in graph.chunks]
+
+
+def test_next_chunk_comes_after_h_observations(graph) -> None:
+    assert chunk_stamps_over_h_steps(graph, 2) == pytest.approx([T0, T0 + H * DT])
 
 
 def test_decide_ahead_decides_the_next_chunk_while_the_newest_still_has_that_many_points(make_graph) -> None:
     """Real time with a slow policy: the next chunk is decided decide_ahead_steps before the newest runs out, so the
     executor need not hold while it is computed."""
-    graph = make_graph(sampling="deterministic", decide_ahead_steps=2)
+    graph = make_graph(sampling="deterministic", mode="realtime", decide_ahead_steps=2)
+    assert chunk_stamps_over_h_steps(graph, 3) == pytest.approx([T0, T0 + 2 * DT, T0 + 4 * DT])
+
+
+def test_publish_steps_sends_more_of_the_horizon_and_still_decides_every_h(make_graph) -> None:
+    """Real time with a decision slower than h - (its latency) steps: the points past h cover the wait for the next
+    chunk, which still comes every h steps; the points are the same deterministic chunk's, not new ones."""
+    graph = make_graph(sampling="deterministic", mode="realtime", publish_steps=HORIZON)
+    assert chunk_stamps_over_h_steps(graph, 2) == pytest.approx([T0, T0 + H * DT])
+    actions, offsets = trajectory_to_actions(graph.chunks[0], AXIS_ANGLE)
+    np.testing.assert_allclose(offsets, np.arange(HORIZON) * DT, atol=1e-9)
+    server = graph.server
+    h_points = server._agent.act_deterministic(expected_obs(0)[None], server._algo.denoiser_for_step)[0]
+    assert h_points.shape == (H, 7)
+    np.testing.assert_allclose(actions[:H], h_points, atol=1e-5)
+
+
+def test_ddim_steps_decides_with_that_many_denoising_steps(make_graph) -> None:
+    graph = make_graph(sampling="deterministic", ddim_steps=2)
     graph.start()
     graph.episode(0, "running", start_stamp=T0)
-    run_steps(graph, range(H + 1))
-    assert graph.spin_until(lambda: len(graph.chunks) == 3)
-    graph.spin_for(0.2)
-    assert [time_to_s(c.header.stamp) for c in graph.chunks] == pytest.approx([T0, T0 + 2 * DT, T0 + 4 * DT])
+    graph.observe(0)
+    assert graph.spin_until(lambda: graph.chunks)
+    actions = trajectory_to_actions(graph.chunks[0], AXIS_ANGLE)[0]
+    server = graph.server
+    sample = partial(server._agent.act_deterministic, expected_obs(0)[None], server._algo.denoiser_for_step)
+    np.testing.assert_allclose(actions, sample(ddim_steps=2)[0], atol=1e-5)
+    assert not np.allclose(actions, sample()[0], atol=1e-3)  # all 4 steps give another chunk
 
 
 @pytest.mark.parametrize(("params", "reason"), [
-    ({"decide_ahead_steps": 1}, "decide_ahead_steps=1 needs sampling=deterministic"),
-    ({"decide_ahead_steps": H, "sampling": "deterministic"}, f"must be below the policy's chunk length h={H}"),
+    ({"decide_ahead_steps": 1, "mode": "realtime"}, "decide_ahead_steps=1 needs sampling=deterministic"),
+    ({"decide_ahead_steps": 1, "sampling": "deterministic"}, "decide_ahead_steps=1 is for mode realtime"),
+    ({"decide_ahead_steps": H, "sampling": "deterministic", "mode": "realtime"},
+     f"must be below the policy's chunk length h={H}"),
+    ({"publish_steps": HORIZON, "mode": "realtime"}, f"publish_steps={HORIZON} needs sampling=deterministic"),
+    ({"publish_steps": HORIZON, "sampling": "deterministic"}, f"publish_steps={HORIZON} is for mode realtime"),
+    ({"publish_steps": HORIZON + 1, "sampling": "deterministic", "mode": "realtime"},
+     f"from the policy's chunk length h={H} to its predicted horizon {HORIZON}"),
+    ({"ddim_steps": 2}, "ddim_steps=2 needs sampling=deterministic"),
+    ({"ddim_steps": 5, "sampling": "deterministic"}, "ddim_steps=5 exceeds the policy's 4 denoising steps"),
 ])
-def test_decide_ahead_is_refused_where_it_would_misreport_or_never_stop(make_graph, capfd, params: dict,
-                                                                        reason: str) -> None:
+def test_realtime_chunk_options_are_refused_where_they_would_misreport_race_or_overrun(
+        make_graph, capfd, params: dict, reason: str) -> None:
     graph = make_graph(**params)
     assert graph.server.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert reason in capfd.readouterr().err
@@ -302,7 +340,7 @@ def test_transitions_carry_episode_version_and_next_obs_and_the_end_flags_last(g
     assert (first.episode, first.policy_version, first.chunk, first.last) == (7, 0, 0, False)
     np.testing.assert_allclose(first.obs, expected_obs(0), atol=1e-6)
     np.testing.assert_allclose(first.next_obs, expected_obs(H), atol=1e-6)
-    assert first.actions.shape == (H, 7) and first.chain.shape == (3, 4, 7)  # K' + 1 chain entries
+    assert first.actions.shape == (H, 7) and first.chain.shape == (3, HORIZON, 7)  # K' + 1 chain entries
     np.testing.assert_allclose(first.actions, trajectory_to_actions(graph.chunks[0], AXIS_ANGLE)[0], atol=1e-6)
     end_step = 2 * H + 2
     graph.episode(7, "ended", start_stamp=T0, end_stamp=T0 + end_step * DT)

@@ -287,6 +287,17 @@ def test_node_command_carries_name_namespace_params_and_remaps(tmp_path: Path) -
     assert text.endswith('-p use_sim_time:=true -p run_dir:="/r/0" -p episodes:=3 -r /inril/robot/eef_pose:=/arm/pose')
 
 
+def test_an_override_is_typed_as_its_params_file_types_the_parameter(tmp_path: Path) -> None:
+    """`inril sim sim_bridge.control_rate_hz=3`: ROS refuses an INTEGER for a DOUBLE parameter (and a number for a
+    string) and the node exits."""
+    graph = load_graph(write_graph(tmp_path, [_node_entry("beacon", "beacon")],
+                                   {"beacon": {"rate_hz": 20.0, "episodes": 2, "name": "a"}}), executables={"beacon"})
+    command = node_command(graph.node("beacon"), "sim", tmp_path / "bin" / "beacon", {},
+                           {"rate_hz": "3", "episodes": "3", "name": "7", "heartbeat_hz": "2.5", "other": "1"})
+    assert " ".join(command).endswith(
+        '-p rate_hz:=3.0 -p episodes:=3 -p name:="7" -p heartbeat_hz:=2.5 -p other:=1')
+
+
 def test_overrides_naming_a_node_become_its_parameters() -> None:
     nodes, rest = split_overrides(["sim_bridge.max_episode_steps=30", "task=can", "interleave.m=5"],
                                   ["sim_bridge", "episode_manager"])

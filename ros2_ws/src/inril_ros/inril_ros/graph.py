@@ -62,15 +62,19 @@ class NodeSpec:
         """Fully qualified node name, the key of its params file (``/inril/policy_server``)."""
         return f"{self.namespace.rstrip('/')}/{self.name}"
 
-    def parameter_names(self) -> set[str]:
-        """The parameters its params file sets (nested keys joined with '.'), to warn about a mistyped override."""
-        def names(values: dict, prefix: str = "") -> set[str]:
-            found = set()
+    def parameter_values(self) -> dict[str, Any]:
+        """The parameters its params file sets (nested keys joined with '.') and their values: the names warn about
+        a mistyped override, the values type one (``supervisor.override_text``)."""
+        def flat(values: dict, prefix: str = "") -> dict[str, Any]:
+            found: dict[str, Any] = {}
             for key, value in values.items():
-                found |= names(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+                found.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
             return found
 
-        return names(yaml.safe_load(self.params_file.read_text())[self.fqn]["ros__parameters"])
+        return flat(yaml.safe_load(self.params_file.read_text())[self.fqn]["ros__parameters"])
+
+    def parameter_names(self) -> set[str]:
+        return set(self.parameter_values())
 
     def remappings(self, profile: str) -> list[tuple[str, str]]:
         """(from, to) pairs for ``profile``, in file order."""

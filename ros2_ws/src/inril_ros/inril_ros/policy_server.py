@@ -6,8 +6,11 @@ observation topics (``inril_ros.task_io``: end-effector pose, gripper and object
 end-effector twist) only when all of them carry the same stamp (one env step, never mixed),
 decides a chunk at an episode's first observation and at the first observation the newest chunk's ``h`` points no
 longer cover (``decide_ahead_steps`` earlier, for real time on a slow policy), and publishes it stamped with the
-observation's time. Coverage is judged by stamp, as the executor
-picks points, not by counting observations: the observation subscriptions keep only the newest sample, and when
+observation's time. A chunk carries the policy's ``h`` executed points, or with ``publish_steps`` more of its
+predicted horizon: in real time a decision that takes ``L`` steps reaches the executor ``L`` points into its chunk,
+and the extra points cover the steps until the next one arrives instead of holds (docs/graph.md has what that did
+and did not buy on one_leg). Coverage is judged by stamp, as the executor picks points, not by counting
+observations: the observation subscriptions keep only the newest sample, and when
 the sim steps faster than this node reads, intermediate samples of a chunk are overwritten; a count would then
 fall short and lock-step would wait forever for a chunk. When the sim publishes an unanswered observation again
 (sim_bridge ``republish_s``), the chunk that covers it is sent again, in case that chunk was the one lost.
@@ -101,11 +104,24 @@ class PolicyServer(LifecycleNode):
         self.declare_parameter("device", "auto", describe("auto | cpu | cuda | cuda:N"))
         self.declare_parameter("sampling", "explore", describe(
             "explore: DPPO's stochastic chain, publishes transitions | deterministic: DDIM eta=0, no transitions"))
+        self.declare_parameter("mode", "lockstep", describe(
+            "the graph's mode (every node gets it): lockstep | realtime; decide_ahead_steps and publish_steps are "
+            "for real time only"))
         self.declare_parameter("decide_ahead_steps", 0, describe(
             "decide the next chunk when the newest one has this many points left, not when it has none: in real "
             "time a decision that takes longer than a step otherwise leaves the executor holding until it comes; "
-            "deterministic sampling only (an exploring chunk must run whole for its transition record); 0 = "
-            "lock-step's behaviour, each chunk run whole as in the offline evaluation", int_range=(0, 1000)))
+            "real time and deterministic sampling only (an exploring chunk must run whole for its transition "
+            "record); 0 = each chunk run whole as in the offline evaluation", int_range=(0, 1000)))
+        self.declare_parameter("ddim_steps", 0, describe(
+            "deterministic sampling: DDIM steps per decision, 1 up to the policy's T (0 = T); fewer decide faster "
+            "and may cost success: measure with `inril bench latency-tolerance --ddim-steps` (one_leg, 20 -> 5: "
+            "3.6x faster, success 0.65 -> 0.20)",
+            int_range=(0, 1000)))
+        self.declare_parameter("publish_steps", 0, describe(
+            "points per published chunk, from h (0 = h) up to the policy's predicted horizon; decisions still come "
+            "every h steps, so the points past h only cover a decision that arrives late; real time and "
+            "deterministic sampling only (as decide_ahead_steps)",
+            int_range=(0, 1000)))
         self.declare_parameter("control_rate_hz", 20.0, describe(
             "env steps per second: chunk point k is due at stamp + k / control_rate_hz", float_range=(0.1, 1000.0)))
         self.declare_parameter("obs_history", 20, describe(
@@ -167,10 +183,12 @@ class PolicyServer(LifecycleNode):
         if self._sampling not in SAMPLING:
             raise ValueError(f"parameter sampling={self._sampling!r}: use one of {SAMPLING}")
         self._dt = 1.0 / get("control_rate_hz")
-        self._decide_ahead = get("decide_ahead_steps")
-        if self._decide_ahead and self._sampling != "deterministic":
-            raise ValueError(f"parameter decide_ahead_steps={self._decide_ahead} needs sampling=deterministic: an "
-                             "exploring chunk cut short would be reported to the learner as run whole")
+        self._decide_ahead, publish_steps = get("decide_ahead_steps"), get("publish_steps")
+        self._ddim_steps = get("ddim_steps") or None
+        if self._ddim_steps and self._sampling != "deterministic":
+            raise ValueError(f"parameter ddim_steps={self._ddim_steps} needs sampling=deterministic: exploration "
+                             "runs DPPO's own chain (rl.ft_denoising_steps)")
+        self._check_realtime_options(get("mode"), decide_ahead_steps=self._decide_ahead, publish_steps=publish_steps)
         overrides = [f"task={self._task}", *(get("config_overrides") or [])]
         cfg = load_config(overrides)
         device = resolve_device(get("device"), cfg.threads)
@@ -187,6 +205,10 @@ class PolicyServer(LifecycleNode):
         if self._decide_ahead >= agent.act_steps:
             raise ValueError(f"parameter decide_ahead_steps={self._decide_ahead} must be below the policy's chunk "
                              f"length h={agent.act_steps} (h - 1: decide at every observation)")
+        self._publish_steps = self._checked_publish_steps(publish_steps, agent)
+        if self._ddim_steps and self._ddim_steps > agent.spec["n_steps"]:
+            raise ValueError(f"parameter ddim_steps={self._ddim_steps} exceeds the policy's {agent.spec['n_steps']} "
+                             "denoising steps")
         torch.manual_seed(int(cfg.seed))  # exploration chains are reproducible in lock-step
         self._agent, self._algo = agent, DPPO(agent, cfg.rl)
         if any(k.startswith("dppo.") for k in tensors):  # a fine-tuning run: its frozen base and critic too
@@ -206,7 +228,9 @@ class PolicyServer(LifecycleNode):
         self._heartbeat = start_heartbeat(self, get("heartbeat_hz"))
         self.get_logger().info(
             f"configured: {self._task} policy from {policy_dir} (step {step}, h={agent.act_steps}, "
-            f"horizon {agent.spec['horizon']}, {agent.spec['n_steps']} denoising steps) on {device}")
+            f"{self._publish_steps} points published, "
+            f"horizon {agent.spec['horizon']}, {agent.spec['n_steps']} denoising steps"
+            f"{f', {self._ddim_steps} per decision' if self._ddim_steps else ''}) on {device}")
 
     def _check_agent(self, agent: DiffusionAgent, cfg) -> None:
         if agent.spec["obs_dim"] != self._io.obs_dim:
@@ -219,6 +243,32 @@ class PolicyServer(LifecycleNode):
         if cfg.rl.ft_denoising_steps > agent.spec["n_steps"]:
             raise ValueError(f"rl.ft_denoising_steps={cfg.rl.ft_denoising_steps} exceeds the policy's "
                              f"{agent.spec['n_steps']} denoising steps: pass the learner's config_overrides")
+
+    def _checked_publish_steps(self, publish_steps: int, agent: DiffusionAgent) -> int:
+        """The chunk length to publish: h unless publish_steps asks for more, up to the predicted horizon."""
+        h, horizon = agent.act_steps, agent.spec["horizon"]
+        if publish_steps in (0, h):
+            return h
+        if not h < publish_steps <= horizon:
+            raise ValueError(f"parameter publish_steps={publish_steps} must be 0, or from the policy's chunk length "
+                             f"h={h} to its predicted horizon {horizon}")
+        return publish_steps
+
+    def _check_realtime_options(self, mode: str, **options: int) -> None:
+        """decide_ahead_steps and publish_steps hand the executor points of the newest chunk past where a lock-step
+        decision would take over: in lock-step it would command them at once instead of waiting for the decision
+        (the run no longer the offline policy, and racing the server); exploring, the learner would be told a
+        chunk ran whole that did not."""
+        for name, value in options.items():
+            if not value:
+                continue
+            if mode != "realtime":
+                raise ValueError(f"parameter {name}={value} is for mode realtime (mode is {mode!r}): in lock-step "
+                                 "the executor would run the newest chunk's later points instead of waiting for "
+                                 "the next decision")
+            if self._sampling != "deterministic":
+                raise ValueError(f"parameter {name}={value} needs sampling=deterministic: an exploring chunk's "
+                                 "transition record says its h actions ran whole")
 
     def _reset_state(self, history: int) -> None:
         self._history_size = history
@@ -291,7 +341,7 @@ class PolicyServer(LifecycleNode):
         if self._chunk_msg is None or not self._active or self._estop:
             return
         k = round((stamp - self._chunk_stamp_ns) * 1e-9 / self._dt)
-        if 0 <= k < self._agent.act_steps:
+        if 0 <= k < self._publish_steps:
             self.get_logger().info(f"observation at {stamp * 1e-9:.3f} s came again: chunk of "
                                    f"{self._chunk_stamp_ns * 1e-9:.3f} s sent again")
             self._chunk_pub.publish(self._chunk_msg)
@@ -366,9 +416,12 @@ class PolicyServer(LifecycleNode):
             self._record(_Chunk(stamp, obs, chain, actions, self._version, episode.episode, self._chunk_index))
 
     def _sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(raw actions (h, A), normalised fine-tuned chain (K'+1, H, A) or None when deterministic)."""
+        """(raw actions (points, A): h, or publish_steps when deterministic; normalised fine-tuned chain
+        (K'+1, H, A) or None when deterministic)."""
         if self._sampling == "deterministic":
-            return self._agent.act_deterministic(obs[None], self._algo.denoiser_for_step)[0], None
+            actions = self._agent.act_deterministic(obs[None], self._algo.denoiser_for_step, self._publish_steps,
+                                                    self._ddim_steps)
+            return actions[0], None
         chunk, chain = self._algo.explore(self._agent.obs_tensor(obs[None]))
         return self._agent.to_env_actions(chunk)[0], chain[0].cpu().numpy()
 

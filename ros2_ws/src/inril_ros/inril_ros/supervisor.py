@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+import yaml
 from lifecycle_msgs.msg import State as LifecycleState
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -134,19 +135,35 @@ def ros_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
+def override_text(text: str, file_value: Any) -> str:
+    """A command-line override typed as its params file types the parameter: ROS refuses ``-p rate:=3`` for a
+    parameter declared a double, or ``-p name:=7`` for a string (the node exits), so an integer given where the
+    file has a float becomes ``3.0``, and any value where it has a string is quoted."""
+    if not isinstance(file_value, (float, str)):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(file_value, str):
+        return text if isinstance(value, str) else json.dumps(text)
+    return repr(float(value)) if isinstance(value, int) and not isinstance(value, bool) else text
+
+
 def node_command(spec: NodeSpec, profile: str, executable: Path, parameters: dict[str, Any],
                  overrides: dict[str, str]) -> list[str]:
     """The command line ``ros2 launch`` would build: name, namespace, params file, ``-p`` values, remaps.
 
     ``parameters`` (typed values) go to every node; ``overrides`` (YAML text, from the command line) to this one,
-    after them, so they win.
+    after them, so they win, each typed as the params file has it (``override_text``).
     """
+    file_values = spec.parameter_values() if overrides else {}
     command = [str(executable), "--ros-args", "-r", f"__ns:={spec.namespace}", "-r", f"__node:={spec.name}",
                "--params-file", str(spec.params_file)]
     for name, value in parameters.items():
         command += ["-p", f"{name}:={ros_value(value)}"]
     for name, text in overrides.items():
-        command += ["-p", f"{name}:={text}"]
+        command += ["-p", f"{name}:={override_text(text, file_values.get(name))}"]
     for source, target in spec.remappings(profile):
         command += ["-r", f"{source}:={target}"]
     return command
