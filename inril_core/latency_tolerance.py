@@ -7,7 +7,9 @@ machine (decisions ~5 steps late) against 5/10 in lock-step, and a graph run can
 latency itself: the graph's noise (timer phase, contention) comes with it. Here the same schedule runs in the
 offline env, deterministic and without ROS: the chunk decided at step ``t`` is usable from step ``t + L``, and step
 ``s`` runs point ``s - t`` of the newest usable chunk, or the hold action (the executor's: no motion, gripper
-unchanged) when it has no such point. ``L = 0`` is the ordinary evaluation, on its seeds. The table (success per
+unchanged) when it has no such point. ``L = 0`` is the ordinary evaluation, on its seeds. Decisions stay every ``h``
+steps at any ``L``: for ``L >= h`` that is a server deciding several chunks at once, where the graph's one-at-a-time
+server decides less often (and does worse). The table (success per
 delay and DDIM step count, with the measured decision time) says what latency a policy needs before it goes on a
 robot, and whether fewer DDIM steps buy it.
 """
