@@ -74,6 +74,7 @@ class NodeSpec:
         return flat(yaml.safe_load(self.params_file.read_text())[self.fqn]["ros__parameters"])
 
     def parameter_names(self) -> set[str]:
+        """The names alone: ``inril sim`` warns about an override its params file does not set."""
         return set(self.parameter_values())
 
     def remappings(self, profile: str) -> list[tuple[str, str]]:
