@@ -185,10 +185,8 @@ class PolicyServer(LifecycleNode):
         self._dt = 1.0 / get("control_rate_hz")
         self._decide_ahead, publish_steps = get("decide_ahead_steps"), get("publish_steps")
         self._ddim_steps = get("ddim_steps") or None
-        if self._ddim_steps and self._sampling != "deterministic":
-            raise ValueError(f"parameter ddim_steps={self._ddim_steps} needs sampling=deterministic: exploration "
-                             "runs DPPO's own chain (rl.ft_denoising_steps)")
-        self._check_realtime_options(get("mode"), decide_ahead_steps=self._decide_ahead, publish_steps=publish_steps)
+        self._check_sampling_options(get("mode"), decide_ahead_steps=self._decide_ahead, publish_steps=publish_steps,
+                                     ddim_steps=self._ddim_steps)
         overrides = [f"task={self._task}", *(get("config_overrides") or [])]
         cfg = load_config(overrides)
         device = resolve_device(get("device"), cfg.threads)
@@ -254,21 +252,29 @@ class PolicyServer(LifecycleNode):
                              f"h={h} to its predicted horizon {horizon}")
         return publish_steps
 
-    def _check_realtime_options(self, mode: str, **options: int) -> None:
-        """decide_ahead_steps and publish_steps hand the executor points of the newest chunk past where a lock-step
-        decision would take over: in lock-step it would command them at once instead of waiting for the decision
-        (the run no longer the offline policy, and racing the server); exploring, the learner would be told a
-        chunk ran whole that did not."""
+    # why each option needs deterministic sampling
+    _EXPLORING_REFUSES = {
+        "decide_ahead_steps": "an exploring chunk's transition record says its h actions ran whole",
+        "publish_steps": "an exploring chunk's transition record says its h actions ran whole",
+        "ddim_steps": "exploration runs DPPO's own chain (rl.ft_denoising_steps)",
+    }
+    _REALTIME_ONLY = ("decide_ahead_steps", "publish_steps")
+
+    def _check_sampling_options(self, mode: str, **options: int | None) -> None:
+        """All three options need deterministic sampling (``_EXPLORING_REFUSES`` says why). decide_ahead_steps and
+        publish_steps also need real time: they hand the executor points of the newest chunk past where a lock-step
+        decision would take over, and in lock-step it would command them at once instead of waiting for the
+        decision (the run no longer the offline policy, and racing the server)."""
         for name, value in options.items():
             if not value:
                 continue
-            if mode != "realtime":
+            if name in self._REALTIME_ONLY and mode != "realtime":
                 raise ValueError(f"parameter {name}={value} is for mode realtime (mode is {mode!r}): in lock-step "
                                  "the executor would run the newest chunk's later points instead of waiting for "
                                  "the next decision")
             if self._sampling != "deterministic":
-                raise ValueError(f"parameter {name}={value} needs sampling=deterministic: an exploring chunk's "
-                                 "transition record says its h actions ran whole")
+                raise ValueError(f"parameter {name}={value} needs sampling=deterministic: "
+                                 f"{self._EXPLORING_REFUSES[name]}")
 
     def _reset_state(self, history: int) -> None:
         self._history_size = history
