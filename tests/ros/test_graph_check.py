@@ -91,7 +91,10 @@ def test_sim_check_runs_furniture_through_the_whole_graph(tmp_path: Path, ros_en
     small = [f"task={task}", f"demos.path={tmp_path / 'demos'}", f"pretrain.run_dir={tmp_path / 'pre'}",
              "pretrain.max_epochs=1", "pretrain.eval_episodes=1", "train.eval_n_envs=1", "env.max_episode_steps=30",
              "policy.denoiser.channels=[8,16]", "policy.n_steps=4", "rl.ft_denoising_steps=2"]
-    run_dir, _ = _run_check(tmp_path, ros_env, [*small, "--mode", mode])
+    # real time under test load: a stall of the whole machine (seen once: ~1.8 s) outlasts the monitor's 2 s chunk
+    # deadline and e-stops the episode; the deadline's own trip is tested in test_safety_monitor, not here
+    loose = ["safety_monitor.chunk_deadline_s=10"] if mode == "realtime" else []
+    run_dir, _ = _run_check(tmp_path, ros_env, [*small, *loose, "--mode", mode])
     episodes = _episodes(run_dir)
     assert len(episodes) == 1 and 0 < int(episodes[0]["length"]) <= 30
     stored = EpisodeStore(run_dir / "episodes")
