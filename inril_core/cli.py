@@ -103,17 +103,31 @@ def _pretrained_result(cfg, report: dict) -> str:
 def evaluate_cmd(run: Path = typer.Argument(..., help="a run or pretrain directory (uses its newest checkpoint)"),
                  overrides: Optional[list[str]] = OVERRIDES):
     """Evaluate a checkpoint's deterministic policy (its algorithm's: DDIM eta=0 diffusion, greedy IDQL pick, base +
-    residual mean, Gaussian mean); task=lift@robosuite runs it on the robosuite backend."""
+    residual mean, Gaussian mean) on the run's own task and evaluation seeds; task=lift@robosuite runs it on the
+    robosuite backend, rl.* keys change how it acts (rl.n_candidates=1: IDQL's mode alone)."""
     from inril_core.envs import eval_vector
     from inril_core.evaluate import evaluate
     from inril_core.training import load_policy
 
-    cfg = _guarded(lambda: _config(overrides))
-    policy = _guarded(lambda: load_policy(run))
+    overrides = list(overrides or [])
+    cfg = _guarded(lambda: _eval_config(run, overrides))
+    policy = _guarded(lambda: load_policy(run, overrides=[o for o in overrides if o.startswith("rl.")]))
     result = evaluate(policy, cfg.env.id, cfg.env.max_episode_steps, policy.act_steps, cfg.train.eval_episodes,
                       cfg.train.eval_n_envs, seed=cfg.seed, on_ended=policy.episodes_ended,
                       vector=eval_vector(cfg.env.vector))
     print(json.dumps({"run": str(run), "env": cfg.env.id, **result.as_dict()}, indent=2))
+
+
+def _eval_config(run: Path, overrides: list[str]):
+    """The run's own config (its task, env and seed, so its final evaluation's episodes) with the overrides on top.
+    A task= override composes that task's files instead, keeping the run's algorithm, method and seed: the same
+    policy on another backend. A directory without config.yaml takes the files' defaults, as before."""
+    if not (run / "config.yaml").is_file():
+        return _config(overrides)
+    if not any(o.partition("=")[0] == "task" for o in overrides):
+        return load_run_config(run, overrides)
+    own = load_run_config(run)
+    return _config([f"algo={own.algo}", f"method={own.method}", f"seed={own.seed}", *overrides])
 
 
 @app.command("config", context_settings=EXTRA)

@@ -12,6 +12,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,9 +161,10 @@ class DeployedPolicy:
         self.actor.episodes_ended(ended)
 
 
-def load_policy(run_dir: str | Path, explore: bool = False) -> DeployedPolicy:
-    """The newest checkpoint's policy: a fine-tuning run's algorithm (built from the run's config.yaml: residual,
-    Gaussian or diffusion actor) or a pre-training run's diffusion policy (DDIM eta=0); on the CPU."""
+def load_policy(run_dir: str | Path, explore: bool = False, overrides: Iterable[str] = ()) -> DeployedPolicy:
+    """The newest checkpoint's policy: a fine-tuning run's algorithm (built from the run's config.yaml with
+    ``overrides`` on top, e.g. rl.n_candidates: residual, Gaussian or diffusion actor) or a pre-training run's
+    diffusion policy (DDIM eta=0); on the CPU."""
     run_dir = Path(run_dir)
     found = load_latest(run_dir)
     if found is None:
@@ -173,7 +175,7 @@ def load_policy(run_dir: str | Path, explore: bool = False) -> DeployedPolicy:
     if config.is_file():
         from inril_core.config import load_run_config
 
-        cfg = load_run_config(run_dir)
+        cfg = load_run_config(run_dir, overrides)
         if any(k.startswith(f"{cfg.rl.name}.") for k in tensors):  # a fine-tuning run: its algorithm acts
             algo = build_algorithm(cfg, agent)
             algo.load_tensors(tensors)

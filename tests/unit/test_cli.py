@@ -86,6 +86,20 @@ def test_pretrain_then_eval_on_the_toy_task(tmp_path):
     assert report["env"] == toy_run.TOY_ENV_ID and report["n_episodes"] == 2 and 0 <= report["success_rate"] <= 1
 
 
+def test_eval_takes_the_runs_own_task_and_refuses_acting_keys_its_algorithm_lacks(tmp_path):
+    """Without task= the run's own config decides the env (the toy env here, not the default Lift); rl.* keys reach
+    the policy, so one the run's algorithm does not have is a one-line error, not silently ignored."""
+    toy_run.write_toy_demos(tmp_path / "demos")
+    assert invoke("pretrain", *toy_run.toy_overrides(tmp_path)).exit_code == 0
+
+    result = invoke("eval", str(tmp_path / "pre"), "train.eval_episodes=1", "train.eval_n_envs=1")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["env"] == toy_run.TOY_ENV_ID and report["n_episodes"] == 1
+    assert_one_line_error(invoke("eval", str(tmp_path / "pre"), "rl.n_candidates=1"), "rl.n_candidates")
+
+
 def test_bench_rollout_workers_writes_its_report(tmp_path):
     result = invoke("bench", "rollout-workers", "--workers", "1", "--seconds", "0.3", "--out", str(tmp_path),
                     "env.n_envs=2", "env.max_episode_steps=20")
