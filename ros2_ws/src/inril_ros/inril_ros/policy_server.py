@@ -253,12 +253,11 @@ class PolicyServer(LifecycleNode):
         return publish_steps
 
     # why each option needs deterministic sampling
+    _REALTIME_ONLY = ("decide_ahead_steps", "publish_steps")
     _EXPLORING_REFUSES = {
-        "decide_ahead_steps": "an exploring chunk's transition record says its h actions ran whole",
-        "publish_steps": "an exploring chunk's transition record says its h actions ran whole",
+        **dict.fromkeys(_REALTIME_ONLY, "an exploring chunk's transition record says its h actions ran whole"),
         "ddim_steps": "exploration runs DPPO's own chain (rl.ft_denoising_steps)",
     }
-    _REALTIME_ONLY = ("decide_ahead_steps", "publish_steps")
 
     def _check_sampling_options(self, mode: str, **options: int | None) -> None:
         """All three options need deterministic sampling (``_EXPLORING_REFUSES`` says why). decide_ahead_steps and
