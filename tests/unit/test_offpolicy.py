@@ -148,27 +148,61 @@ def test_critic_pretraining_is_refused_where_it_cannot_run(root):
 # ---------------------------------------------------------------------------------------------------- acting
 
 
-@pytest.mark.parametrize("twin_gap", [0.0, 1e6])
-def test_idql_greedy_acting_replaces_the_mode_only_where_both_twins_prefer_another_chunk(root, twin_gap):
-    """Twins that agree (gap 0): argmax of Q over the candidates. Twins far apart (as fresh critics are): the best
-    candidate's worse twin never beats the mode's better twin, so the policy's deterministic chunk is acted."""
+def _idql(root, *overrides: str):
     from inril_core.training import build_learner, load_pretrained_agent
 
-    cfg = toy_run.toy_config(root, "rl.n_candidates=6", algo="idql")
-    algo = build_learner(cfg, load_pretrained_agent(cfg.train.pretrained, cfg.task), "cpu").algo
+    cfg = toy_run.toy_config(root, *overrides, algo="idql")
+    return build_learner(cfg, load_pretrained_agent(cfg.train.pretrained, cfg.task), "cpu").algo
+
+
+@pytest.mark.parametrize("twin_gap, margin_above_gaps", [(0.0, False), (1e6, False), (0.0, True)])
+def test_idql_greedy_acting_replaces_the_mode_only_where_both_twins_prefer_another_chunk(root, twin_gap,
+                                                                                        margin_above_gaps):
+    """Twins that agree (gap 0): argmax of Q over the candidates. Twins far apart (as fresh critics are): the best
+    candidate's worse twin never beats the mode's better twin, so the policy's deterministic chunk is acted. Twins
+    that agree by less than their RMS TD error (``rl.pick_margin`` = 1): the mode too."""
+    algo = _idql(root, "rl.n_candidates=6")
     drawn = []
     sample = algo.policy.sample_ddim
     algo.policy.sample_ddim = lambda obs, **kw: drawn.append(sample(obs, **kw)) or drawn[-1]
     algo.target_q.forward = lambda obs, chunk: (chunk.sum(dim=(1, 2)), chunk.sum(dim=(1, 2)) + twin_gap)
     obs = torch.rand(3, 4) * 2 - 1
-    chosen = algo.actor(explore=False).act(obs)[0]
-    mode, sampled = drawn  # the policy's deterministic chunk first, then 5 from random x_T
+    act = lambda: algo.actor(explore=False).act(obs)[0]  # noqa: E731 (evaluation draws from a fixed seed)
+    act()
+    mode, sampled = drawn[:2]  # the policy's deterministic chunk first, then 5 from random x_T
     assert torch.equal(mode, sample(obs, eta=0.0)) and sampled.shape[0] == 5 * 3
     candidates = torch.cat([mode, sampled]).view(6, 3, *mode.shape[1:])  # candidate-major
-    best = candidates.sum(dim=(2, 3)).argmax(0)
+    q = candidates.sum(dim=(2, 3))
+    best = q.argmax(0)
     assert (best != 0).any()  # some observation has a sampled chunk rated above the mode
-    expected = best if twin_gap == 0.0 else torch.zeros_like(best)
-    assert torch.equal(chosen, candidates[expected, torch.arange(3)])
+    if margin_above_gaps:
+        algo.td_rms.value.fill_((q.max(0).values - q[0]).max().item() * 1.01)
+    keeps_mode = twin_gap > 0 or margin_above_gaps
+    assert torch.equal(act(), candidates[torch.zeros_like(best) if keeps_mode else best, torch.arange(3)])
+
+
+def test_idql_tracks_its_twins_rms_td_error_and_checkpoints_it(root):
+    """The pick margin's unit: the first critic step sets it, later ones move it at the Polyak rate ``rl.tau``;
+    checkpoints carry it, and one written before it existed loads with 0 (the plain gate it acted with)."""
+    algo = _idql(root, "rl.tau=0.25")
+    torch.manual_seed(0)
+    spec = algo.agent.spec
+
+    def batch() -> Transitions:
+        obs = torch.rand(64, spec["obs_dim"])
+        return Transitions(obs, torch.rand(64, spec["horizon"], spec["act_dim"]), torch.rand(64), obs, torch.zeros(64))
+
+    first = algo.critic_step(batch())["q_loss"]
+    assert algo.td_rms.value.item() == pytest.approx((first / 2) ** 0.5, rel=1e-5)
+    second = algo.critic_step(batch())["q_loss"]
+    assert algo.td_rms.value.item() == pytest.approx(0.75 * (first / 2) ** 0.5 + 0.25 * (second / 2) ** 0.5,
+                                                     rel=1e-5)
+    saved = algo.tensors()
+    fresh = _idql(root)
+    fresh.load_tensors(saved)
+    assert fresh.td_rms.value.item() == algo.td_rms.value.item()
+    fresh.load_tensors({k: v for k, v in saved.items() if not k.startswith("idql.td_rms.")})
+    assert fresh.td_rms.value.item() == 0.0
 
 
 def test_rlpd_log_prob_is_the_change_of_variables_of_the_tanh_gaussian():
