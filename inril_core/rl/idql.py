@@ -98,11 +98,11 @@ class IDQL(RLAlgorithm):
         chunk is better: the best chunk's worse twin must beat the mode's better twin. A plain argmax of min(Q1, Q2)
         let critics that have seen no data yet pick noise over the mode (Hopper, fresh critics, 10 episodes: argmax
         551 vs mode 848 return; the gate 848), while with trained critics the gate still replaces the mode on 90% of
-        steps (782 argmax, 761 gate, 760 mode). On a sparse task the twins also agree on noise: the margin must
-        exceed ``rl.pick_margin`` times the twins' running RMS TD error, a Q difference smaller than the critics'
-        own error being no evidence. Transport's final IN-RIL critics (rewards in {0, 1}, mean Q -0.42 and 0.65,
-        RMS TD 0.22) replaced the mode on 60% of decisions and succeeded 0.02 / 0.06 where the mode alone
-        succeeded 0.18 / 0.22; with the margin they replace it on 1% and succeed 0.18 / 0.22 (docs/algorithms.md)."""
+        steps (782 argmax, 761 gate, 760 mode). On a sparse task the twins also agree on noise, so the gap must
+        exceed ``rl.pick_margin`` times the twins' running RMS TD error (``_pick_margin``): a Q difference smaller
+        than the critics' own error is no evidence. Transport's five final IN-RIL policies (reward in {0, 1}, RMS TD
+        0.10-0.25) replaced the mode on 60% of decisions (seed 0) and succeeded 0.02 on average; with the margin
+        they replace it on 1-5% and succeed 0.15 (they started at 0.18) (docs/algorithms.md)."""
         B, N = obs.shape[0], self.cfg.n_candidates
         repeated = obs.repeat(N, 1)                                            # (N * B, obs_dim), candidate-major
         if greedy:
@@ -115,14 +115,22 @@ class IDQL(RLAlgorithm):
         q = torch.min(q1, q2)
         if greedy:
             best = q.argmax(0)
-            margin = self.cfg.get("pick_margin", 0.0) * self.td_rms.value  # runs made before it: the plain gate
-            beats_mode = q.gather(0, best[None])[0] - torch.max(q1[0], q2[0]) > margin
+            beats_mode = q.gather(0, best[None])[0] - torch.max(q1[0], q2[0]) > self._pick_margin()
             pick = torch.where(beats_mode, best, torch.zeros_like(best))
         else:
             advantage = q - self.v(repeated).view(N, B)
             weights = torch.where(advantage > 0, self.cfg.expectile, 1.0 - self.cfg.expectile)
             pick = torch.multinomial(weights.T, 1).squeeze(-1)
         return chunks.view(N, B, *chunks.shape[1:])[pick, torch.arange(B, device=obs.device)]
+
+    def _pick_margin(self) -> float:
+        """``rl.pick_margin`` RMS TD errors; infinite (the mode) while the critics have taken no step, as no error
+        measured means no evidence either. A run made before the margin existed has neither: the plain gate."""
+        margin = self.cfg.get("pick_margin", 0.0)
+        if margin == 0.0:
+            return 0.0
+        td_rms = self.td_rms.value.item()
+        return margin * td_rms if td_rms > 0.0 else float("inf")
 
     # ------------------------------------------------------------------------------------------------ learning
 
@@ -204,7 +212,8 @@ class IDQL(RLAlgorithm):
         return {"q": self.q, "target_q": self.target_q, "v": self.v, "td_rms": self.td_rms}
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """A checkpoint from before the pick margin has no TD error: it loads with 0, the plain gate it acted with."""
+        """A checkpoint from before the pick margin has no TD error: it loads with 0, and its config has no
+        ``rl.pick_margin``, so it acts with the plain gate it was made with."""
         key = f"{self.name}.td_rms.value"
         super().load_tensors(tensors if key in tensors else {**tensors, key: torch.zeros(())})
 

@@ -155,13 +155,18 @@ def _idql(root, *overrides: str):
     return build_learner(cfg, load_pretrained_agent(cfg.train.pretrained, cfg.task), "cpu").algo
 
 
-@pytest.mark.parametrize("twin_gap, margin_above_gaps", [(0.0, False), (1e6, False), (0.0, True)])
-def test_idql_greedy_acting_replaces_the_mode_only_where_both_twins_prefer_another_chunk(root, twin_gap,
-                                                                                        margin_above_gaps):
-    """Twins that agree (gap 0): argmax of Q over the candidates. Twins far apart (as fresh critics are): the best
-    candidate's worse twin never beats the mode's better twin, so the policy's deterministic chunk is acted. Twins
-    that agree by less than their RMS TD error (``rl.pick_margin`` = 1): the mode too."""
-    algo = _idql(root, "rl.n_candidates=6")
+@pytest.mark.parametrize("twin_gap, td_rms, pick_margin, keeps_mode", [
+    (0.0, 1e-9, 1.0, False),    # twins agree by more than their (tiny) TD error: argmax of Q
+    (1e6, 1e-9, 1.0, True),     # twins far apart, as fresh critics are: the mode
+    (0.0, "above", 1.0, True),  # twins agree by less than their TD error: the mode
+    (0.0, 0.0, 1.0, True),      # critics that have taken no step: the mode
+    (0.0, 0.0, 0.0, False),     # pick_margin 0 (runs made before it): the plain twin gate
+])
+def test_idql_greedy_acting_replaces_the_mode_only_where_both_twins_prefer_another_chunk_by_their_td_error(
+        root, twin_gap, td_rms, pick_margin, keeps_mode):
+    """The best candidate's worse twin must beat the mode's better twin by ``rl.pick_margin`` RMS TD errors, or the
+    policy's deterministic chunk is acted."""
+    algo = _idql(root, "rl.n_candidates=6", f"rl.pick_margin={pick_margin}")
     drawn = []
     sample = algo.policy.sample_ddim
     algo.policy.sample_ddim = lambda obs, **kw: drawn.append(sample(obs, **kw)) or drawn[-1]
@@ -175,9 +180,8 @@ def test_idql_greedy_acting_replaces_the_mode_only_where_both_twins_prefer_anoth
     q = candidates.sum(dim=(2, 3))
     best = q.argmax(0)
     assert (best != 0).any()  # some observation has a sampled chunk rated above the mode
-    if margin_above_gaps:
-        algo.td_rms.value.fill_((q.max(0).values - q[0]).max().item() * 1.01)
-    keeps_mode = twin_gap > 0 or margin_above_gaps
+    largest_gap = (q.max(0).values - q[0]).max().item()
+    algo.td_rms.value.fill_(largest_gap * 1.01 if td_rms == "above" else td_rms)
     assert torch.equal(act(), candidates[torch.zeros_like(best) if keeps_mode else best, torch.arange(3)])
 
 
