@@ -17,12 +17,14 @@ and PCGrad, is the replay denoising gradient.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from inril_core.agent import DiffusionAgent, NonFiniteError
+from inril_core.distributed import mean_across_ranks
 from inril_core.replay import ReplayDraw, Transitions
 from inril_core.rl.base import Actor, AuxLoss, RLAlgorithm, mlp, polyak
 
@@ -53,9 +55,9 @@ class RunningRMS(nn.Module):
         self.rate = rate
         self.register_buffer("value", torch.zeros(()))
 
-    @torch.no_grad()
-    def update(self, rms: torch.Tensor) -> None:
-        self.value.copy_(rms if self.value.item() == 0.0 else torch.lerp(self.value, rms, self.rate))
+    def update(self, rms: float) -> None:
+        old = self.value.item()
+        self.value.fill_(rms if old == 0.0 else (1.0 - self.rate) * old + self.rate * rms)
 
 
 class IDQL(RLAlgorithm):
@@ -163,7 +165,7 @@ class IDQL(RLAlgorithm):
             nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
             opt.step()
         polyak(self.target_q, self.q, self.cfg.tau)
-        self.td_rms.update((parts["q"].detach() / 2).sqrt())
+        self.td_rms.update(math.sqrt(mean_across_ranks(parts["q"].item() / 2)))  # one margin on every rank
         return {"v_loss": parts["v"].item(), "q_loss": parts["q"].item(), "q_mean": parts["q_mean"].item()}
 
     def pretrain_critics(self, demos: Transitions, steps: int) -> Iterator[dict]:
