@@ -20,11 +20,9 @@ from omegaconf import OmegaConf
 from inril_core.agent import DiffusionAgent
 from inril_core.checkpoint import load_latest
 from inril_core.config import load_run_config
-from inril_core.envs import eval_vector
-from inril_core.evaluate import evaluate
 from inril_core.rl import build_algorithm
 from inril_core.run_log import read_csv
-from inril_core.training import DeployedPolicy
+from inril_core.training import evaluate_algorithm
 
 
 def reevaluate(run: Path, margin: float) -> dict:
@@ -48,10 +46,7 @@ def reevaluate(run: Path, margin: float) -> dict:
         return chosen
 
     algo._pick = counting_pick
-    policy = DeployedPolicy(agent, algo.actor(explore=False), algo.env_act_steps)
-    result = evaluate(policy, cfg.env.id, cfg.env.max_episode_steps, policy.act_steps, cfg.train.eval_episodes,
-                      cfg.train.eval_n_envs, seed=cfg.seed, on_ended=policy.episodes_ended,
-                      vector=eval_vector(cfg.env.vector))
+    result = evaluate_algorithm(cfg, algo)
     return {"run": str(run), "pick_margin": margin, "td_rms": round(td_rms, 4), "success": result.success_rate,
             "replaced_frac": round(float(np.mean(replaced)), 4), "n_episodes": result.n_episodes}
 
