@@ -103,7 +103,7 @@ class IDQL(RLAlgorithm):
         steps (782 argmax, 761 gate, 760 mode). On a sparse task the twins also agree on noise, so the gap must
         exceed ``rl.pick_margin`` times the twins' running RMS TD error (``_pick_margin``): a Q difference smaller
         than the critics' own error is no evidence. Transport's five final IN-RIL policies (reward in {0, 1}, RMS TD
-        0.10-0.25) replaced the mode on 60% of decisions (seed 0) and succeeded 0.02 on average; with the margin
+        0.10-0.25) replaced the mode on 58% of decisions (seed 0) and succeeded 0.02 on average; with the margin
         they replace it on 1-5% and succeed 0.15 (they started at 0.18) (docs/algorithms.md)."""
         B, N = obs.shape[0], self.cfg.n_candidates
         repeated = obs.repeat(N, 1)                                            # (N * B, obs_dim), candidate-major
