@@ -187,7 +187,8 @@ def test_idql_greedy_acting_replaces_the_mode_only_where_both_twins_prefer_anoth
 
 def test_idql_tracks_its_twins_rms_td_error_and_checkpoints_it(root):
     """The pick margin's unit: the first critic step sets it, later ones move it at the Polyak rate ``rl.tau``;
-    checkpoints carry it, and one written before it existed loads with 0 (the plain gate it acted with)."""
+    checkpoints carry it, and one written before it existed loads with 0 (with its config, which has no
+    ``rl.pick_margin``, that is the plain gate it acted with)."""
     algo = _idql(root, "rl.tau=0.25")
     torch.manual_seed(0)
     spec = algo.agent.spec
