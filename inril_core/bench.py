@@ -36,8 +36,12 @@ class Arm:
 
     def run_name(self, seed: int) -> str:
         """A directory name from the overrides (not the label), so equal arms of two experiments share runs."""
-        slug = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", o).strip("-") for o in self.overrides) or "defaults"
-        return f"{slug}-s{seed}"
+        return f"{overrides_slug(self.overrides)}-s{seed}"
+
+
+def overrides_slug(overrides) -> str:
+    """A directory name that spells out config overrides (``defaults`` for none)."""
+    return "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", o).strip("-") for o in overrides) or "defaults"
 
 
 def method_arms(methods) -> list[Arm]:
@@ -62,6 +66,7 @@ def run_all(runs_root: Path, arms: list[Arm], seeds, base_overrides: list[str], 
     for arm in arms:
         for seed in seeds:
             run_dir = runs_root / arm.run_name(seed)
+            _check_made_with(run_dir, [*base_overrides, *arm.overrides, f"seed={seed}"])
             if (run_dir / "report.json").exists():
                 echo(f"skip {arm.label} seed {seed}: finished ({run_dir}/report.json)")
                 continue
@@ -77,6 +82,8 @@ def run_all(runs_root: Path, arms: list[Arm], seeds, base_overrides: list[str], 
         while todo and len(running) < jobs:
             name, run_dir, verb, args = todo.pop(0)
             run_dir.mkdir(parents=True, exist_ok=True)
+            if verb == "start":
+                (run_dir / MADE_WITH).write_text(json.dumps(args[:-1]))  # all but run.dir: the dir may move
             log = (run_dir / "train.log").open("a")
             proc = subprocess.Popen([sys.executable, "-m", "inril_core.cli", "train", *args], stdout=log,
                                     stderr=subprocess.STDOUT, env=env)
@@ -94,6 +101,19 @@ def run_all(runs_root: Path, arms: list[Arm], seeds, base_overrides: list[str], 
                  f"{'ok' if proc.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
     if failed:
         raise BenchError("benchmark runs failed: " + "; ".join(failed))
+
+
+MADE_WITH = "bench_overrides.json"  # the overrides a benchmark started a run with
+
+
+def _check_made_with(run_dir: Path, overrides: list[str]) -> None:
+    """A run directory is reused (skipped when finished, resumed otherwise) only by the overrides that made it: the
+    directory is named by the arm's overrides alone, and one run under other benchmark-wide overrides (an ablation's
+    ``rl.advantage_beta=3``) would otherwise pass for it. Runs from before the record existed are trusted."""
+    path = run_dir / MADE_WITH
+    if path.exists() and (made := json.loads(path.read_text())) != overrides:
+        raise BenchError(f"{run_dir} was made with overrides {made}, this benchmark asks for {overrides}: move or "
+                         "delete that directory, or give the benchmark the overrides it was made with")
 
 
 def kept_evals(out_dir: Path, labels: list[str], seeds) -> dict[tuple[str, int], list[dict]]:

@@ -356,11 +356,14 @@ def _run_benchmark(task_overrides: list[str], arms, seeds, runs_root: Path, out_
                    title: str, baseline: str, threshold: float | None = None,
                    only: set[str] | None = None) -> dict:
     """Demos and pre-training for the task (once), every (arm, seed) run, then the summary in out_dir. With
-    ``only``, just those arms run; the others keep the evaluations out_dir's all_evals.csv already holds."""
+    ``only``, just those arms run; the others keep the evaluations out_dir's all_evals.csv already holds, and a
+    summary made afresh (an ablation's own out_dir) holds those arms alone."""
     from inril_core import bench
 
     base = _guarded(lambda: _config(task_overrides))
     to_run = [a for a in arms if only is None or a.label in only]
+    if not (out_dir / "all_evals.csv").exists():
+        arms = to_run
     try:
         kept = bench.kept_evals(out_dir, [a.label for a in arms if a not in to_run], seeds)
     except bench.BenchError as exc:  # before hours of runs, not after
@@ -404,6 +407,9 @@ def bench_sample_efficiency(overrides: Optional[list[str]] = OVERRIDES,
                   "il_loss_rho.png")
 
 
+PAPER_RESULTS = Path("docs/results/paper")
+
+
 @bench_app.command("paper", context_settings=EXTRA)
 def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
                 full: bool = typer.Option(False, "--full", help="every task at the real budgets (days of CPU)"),
@@ -412,14 +418,17 @@ def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
                     None, help="comma-separated tasks instead of the budget's list (e.g. walker2d,halfcheetah); "
                                "m-sweep and separation take the first two"),
                 jobs: int = JOBS,
-                out: Path = typer.Option(Path("docs/results/paper"), help="summaries go to <out>/<experiment>-<task>"),
+                out: Path = typer.Option(PAPER_RESULTS, help="summaries go to <out>/<experiment>-<task>"),
                 arms: Optional[str] = typer.Option(
                     None, help="comma-separated arm labels to run (e.g. idql/in-ril,idql/rl-only); the other arms "
                                "keep the evaluations their summary's all_evals.csv already holds"),
-                readme: Optional[Path] = typer.Option(Path("README.md"), help="README whose results block to rewrite")):
+                readme: Optional[Path] = typer.Option(
+                    None, help="README whose results block to rewrite from <out>'s summaries (default: README.md "
+                               "when --out is docs/results/paper, none when it is elsewhere, as for an ablation)")):
     """The paper's matrix in one command (config/bench/paper.yaml): algorithm x method on every task with the RLPD
     baseline, the m sweep with adaptive m(t), the separation ablation; >= 5 seeds, mean and 95% CI, rho(t) and
-    held-out IL-loss curves. Reduced budget by default, --full for the real one. Resumable: finished runs are kept."""
+    held-out IL-loss curves. Reduced budget by default, --full for the real one. Resumable: finished runs are kept.
+    Overrides apply to every arm and get runs of their own (an ablation: `rl.actor_weighting=advantage --out DIR`)."""
     from omegaconf import OmegaConf
 
     from inril_core import bench
@@ -450,9 +459,11 @@ def bench_paper(overrides: Optional[list[str]] = OVERRIDES,
         for task in (task_list if spec["tasks"] == "all" else task_list[:2]):
             task_args = [f"task={task}", *plan["budgets"].get(task, {}).get(mode, []), *args]
             console.print(f"[bold]{name} on {task}[/]: {len(exp_arms)} arms x {len(seeds)} seeds ({mode} budget)")
-            summaries.append(_run_benchmark(task_args, exp_arms, seeds, Path("runs/bench/paper") / mode / task,
+            runs_root = Path("runs/bench/paper") / mode / task / (bench.overrides_slug(args) if args else "")
+            summaries.append(_run_benchmark(task_args, exp_arms, seeds, runs_root,
                                             out / f"{name}-{task}", jobs, f"{name} / {task}", spec["baseline"],
                                             only=only))
+    readme = readme or (Path("README.md") if out == PAPER_RESULTS else None)
     if readme is not None:
         _guarded_value(lambda: bench.write_readme_table(readme, _table_of(out)))
         console.print(f"results table rewritten in {readme}")

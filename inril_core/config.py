@@ -213,6 +213,8 @@ def validate(cfg: DictConfig) -> None:
     ]
     if cfg.rl.name == "idql":
         checks += [(cfg.rl.n_candidates >= 1, "rl.n_candidates must be >= 1 (1: no resampling by Q)"),
+                   (cfg.rl.get("actor_weighting", "denoise") in ("denoise", "advantage"),
+                    "rl.actor_weighting must be denoise (plain, DPPO's IDQL) or advantage (AWR weights)"),
                    (cfg.rl.critic_pretrain_steps == 0 or cfg.demos.use,
                     "rl.critic_pretrain_steps fits the critics to the demos: with demos.use=false set it to 0")]
     if cfg.rl.name == "dppo":

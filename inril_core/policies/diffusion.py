@@ -100,10 +100,12 @@ class DiffusionPolicy(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ training
 
-    def denoising_loss(self, obs: torch.Tensor, actions: torch.Tensor, k_max: int | None = None) -> torch.Tensor:
+    def denoising_loss(self, obs: torch.Tensor, actions: torch.Tensor, k_max: int | None = None,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
         """Epsilon-prediction MSE  E_{k, eps} || eps - eps_theta(sqrt(abar_k) x_0 + sqrt(1 - abar_k) eps, k, obs) ||^2.
 
         k ~ U{0, ..., k_max - 1}; `k_max` < T restricts training to the low-noise steps (those DPPO fine-tunes).
+        `weights` (B,) weigh each sample's MSE (advantage-weighted regression); None is the plain mean.
         """
         self._check_chunk(actions, obs)
         k_max = self.n_steps if k_max is None else k_max
@@ -113,7 +115,12 @@ class DiffusionPolicy(nn.Module):
         eps = torch.randn_like(actions)
         abar = _per_sample(self.schedule.alphas_cumprod, k)
         x_k = abar.sqrt() * actions + (1 - abar).sqrt() * eps
-        return nn.functional.mse_loss(self.denoiser(x_k, k, obs), eps)
+        if weights is None:
+            return nn.functional.mse_loss(self.denoiser(x_k, k, obs), eps)
+        if weights.shape != actions.shape[:1]:
+            raise ValueError(f"weights must have shape ({actions.shape[0]},), one per chunk, got {tuple(weights.shape)}")
+        per_sample = (self.denoiser(x_k, k, obs) - eps).pow(2).flatten(1).mean(1)
+        return (weights * per_sample).mean()
 
     # ------------------------------------------------------------------------------------------------ DDPM
 

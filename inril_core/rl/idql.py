@@ -5,11 +5,11 @@ Critics (Kostrikov et al.'s IQL, on normalised observations and whole action chu
         (tau = ``rl.expectile``, Q' the Polyak-averaged target twins): V tracks an upper expectile of Q, an
         in-sample estimate of the best action's value that never queries Q off the data.
     Q:  twin TD regression  L_Q = sum_i E[(Q_i(s, a) - (r + gamma (1 - done) V(s')))^2]
-The actor is the diffusion policy, trained by the plain denoising loss on replay chunks (DPPO's IDQL: no reward
-weighting); the RL signal enters through acting: ``n_candidates`` chunks are sampled per observation and one is
-picked by the critics, at random with weight tau where Q - V > 0 and 1 - tau elsewhere when exploring (the implicit
-policy), by argmax Q when evaluating, where the policy's mode is kept unless the critics prefer another chunk by more
-than their own running TD error (``_pick``).
+The actor is the diffusion policy, trained by the denoising loss on replay chunks: plain (DPPO's IDQL) or weighted
+by the critics' advantage (``rl.actor_weighting``, ``actor_weights``). The RL signal also enters through acting:
+``n_candidates`` chunks are sampled per observation and one is picked by the critics, at random with weight tau
+where Q - V > 0 and 1 - tau elsewhere when exploring (the implicit policy), by argmax Q when evaluating, where the
+policy's mode is kept unless the critics prefer another chunk by more than their own running TD error (``_pick``).
 
 IN-RIL injects demo denoising steps into the same actor (paper-notes §3); its RL gradient, the reference of rho
 and PCGrad, is the replay denoising gradient.
@@ -177,12 +177,30 @@ class IDQL(RLAlgorithm):
             idx = torch.randint(0, len(demos), (self.cfg.batch_size,), device=demos.obs.device)
             yield self.critic_step(demos.index(idx))
 
+    def actor_weights(self, b: Transitions) -> torch.Tensor | None:
+        """Per-chunk weights of the actor's denoising loss: None (every replay chunk alike, DPPO's IDQL) unless
+        ``rl.actor_weighting`` is ``advantage``: w = exp(beta z) clipped at ``rl.advantage_max_weight`` and scaled
+        to mean 1, z the batch-standardised advantage min(Q1', Q2')(s, a) - V(s) (advantage-weighted regression,
+        as IQL extracts its policy). Plain denoising imitates whatever exploration put in the replay, so a policy
+        whose replay is mostly failures drifts towards them (Lift: modes 0.08-0.44 at the end); weighting
+        pulls it towards the chunks the critics rank above their state's value. Standardising makes beta free of
+        the reward's scale, and the mean-1 scaling keeps rl.actor_lr's meaning. Measured on Lift (beta 1, 3): within
+        the noise of plain denoising, so it is not the default (docs/results/ablations)."""
+        if self.cfg.get("actor_weighting", "denoise") == "denoise":
+            return None
+        with torch.no_grad():
+            advantage = torch.min(*self.target_q(b.obs, b.chunks)) - self.v(b.obs).squeeze(-1)
+            z = (advantage - advantage.mean()) / (advantage.std() + 1e-6)
+            w = torch.exp(self.cfg.advantage_beta * z).clamp(max=self.cfg.advantage_max_weight)
+            return w / w.mean()
+
     def actor_step(self, b: Transitions, aux_actor_loss: AuxLoss | None) -> dict:
-        """The diffusion actor's denoising loss on replay chunks (+ BC-reg)."""
+        """The diffusion actor's denoising loss on replay chunks, weighted by ``actor_weights`` (+ BC-reg)."""
         parts: dict = {}
+        weights = self.actor_weights(b)
 
         def loss() -> torch.Tensor:
-            parts["actor"] = self.policy.denoising_loss(b.obs, b.chunks)
+            parts["actor"] = self.policy.denoising_loss(b.obs, b.chunks, weights=weights)
             return parts["actor"] + (aux_actor_loss() if aux_actor_loss is not None else 0.0)
 
         total = self.synced("actor", self.actor_parameters)(loss)

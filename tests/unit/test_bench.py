@@ -60,6 +60,20 @@ def test_arms_with_the_same_overrides_share_their_runs(bench_root):
     assert started(lines) == [] and all("skip" in line for line in lines)
 
 
+def test_a_run_made_with_other_benchmark_wide_overrides_is_not_taken_for_the_one_asked_for(bench_root):
+    """Run directories are named by the arm's overrides alone: an ablation's extra override (the same arm with
+    another rl.* value) must not skip or resume the runs made without it."""
+    root, _ = bench_root
+    lines: list[str] = []
+    base = [o for o in toy_run.toy_overrides(root) if not o.startswith(("run.dir=", "seed="))]
+    with pytest.raises(bench.BenchError, match=r"in-ril.*-s0 was made with overrides \[.*'seed=0'\], this benchmark "
+                                               r"asks for \[.*'interleave.m=7', 'method=in-ril', 'seed=0'\]"):
+        bench.run_all(root / "runs", ARMS[:1], SEEDS, [*base, "interleave.m=7"], echo=lines.append)
+    assert lines == []  # refused before anything started
+    made = json.loads((root / "runs" / ARMS[0].run_name(0) / bench.MADE_WITH).read_text())
+    assert made == [*base, "method=in-ril", "seed=0"]
+
+
 def test_a_failing_run_is_named_with_its_log(bench_root):
     root, _ = bench_root
     broken = [bench.Arm("broken", ("interleave.m=0",))]

@@ -143,3 +143,25 @@ def test_bench_furniture_expert_names_the_levels_it_has():
 def test_bench_paper_names_the_arms_it_has():
     assert_one_line_error(invoke("bench", "paper", "--only", "algorithms", "--arms", "idql/in-rill"),
                           "--arms idql/in-rill", "idql/in-ril")
+
+
+def test_bench_paper_gives_an_ablation_runs_of_its_own_and_leaves_the_readme_to_the_matrix(monkeypatch, tmp_path):
+    """Overrides given to `bench paper` apply to every arm, so their runs get a folder of their own; a summary
+    written outside docs/results/paper (an ablation's --out) does not replace the README's matrix table."""
+    from pathlib import Path
+
+    from inril_core import bench, cli
+
+    calls, written = [], []
+    monkeypatch.setattr(cli, "_run_benchmark", lambda task_args, arms, seeds, runs_root, out_dir, *a, **k:
+                        calls.append((task_args, runs_root, out_dir)))
+    monkeypatch.setattr(bench, "write_readme_table", lambda readme, table: written.append(readme))
+    monkeypatch.setattr(cli, "_table_of", lambda out: "table")
+    args = ("bench", "paper", "--only", "algorithms", "--tasks", "lift", "--arms", "idql/in-ril")
+    assert invoke(*args, "rl.advantage_beta=3", "--out", str(tmp_path)).exit_code == 0
+    (task_args, runs_root, out_dir), = calls
+    assert task_args[0] == "task=lift" and task_args[-1] == "rl.advantage_beta=3"
+    assert runs_root == Path("runs/bench/paper/reduced/lift/rl.advantage-beta-3")
+    assert out_dir == tmp_path / "algorithms-lift" and written == []
+    assert invoke(*args).exit_code == 0
+    assert calls[1][1] == Path("runs/bench/paper/reduced/lift") and written == [Path("README.md")]

@@ -135,6 +135,29 @@ def test_denoising_loss_rejects_wrong_chunk_shape():
         _policy().denoising_loss(torch.zeros(2, OBS_DIM), torch.zeros(2, HORIZON + 1, ACT_DIM))
 
 
+def test_weighted_denoising_loss_weighs_each_chunks_error():
+    """Uniform weights give the plain loss; weight B on one chunk of B (0 elsewhere) gives that chunk's own error."""
+    policy = _policy()
+    obs, chunks = torch.rand(4, OBS_DIM), torch.rand(4, HORIZON, ACT_DIM)
+
+    def loss(**kwargs) -> float:
+        torch.manual_seed(1)  # the same steps k and noise for every call
+        return policy.denoising_loss(obs, chunks, **kwargs).item()
+
+    assert loss(weights=torch.ones(4)) == pytest.approx(loss(), rel=1e-6)
+    singles = []
+    for i in range(4):
+        torch.manual_seed(1)
+        k, eps = torch.randint(0, T, (4,)), torch.randn_like(chunks)
+        abar = policy.schedule.alphas_cumprod[k].view(4, 1, 1)
+        x_k = abar.sqrt() * chunks + (1 - abar).sqrt() * eps
+        singles.append((policy.denoiser(x_k, k, obs) - eps)[i].pow(2).mean().item())
+        assert loss(weights=torch.eye(4)[i] * 4) == pytest.approx(singles[-1], rel=1e-5)
+    assert loss() == pytest.approx(sum(singles) / 4, rel=1e-5)
+    with pytest.raises(ValueError, match=r"weights must have shape \(4,\)"):
+        policy.denoising_loss(obs, chunks, weights=torch.ones(4, 1))
+
+
 # ------------------------------------------------------------------------------------------------ sampling
 
 

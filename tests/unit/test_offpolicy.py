@@ -1,4 +1,6 @@
 """Off-policy algorithms (IDQL, RLPD): replay, demo transitions, IQL's expectile loss, and tiny IN-RIL runs."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -208,6 +210,49 @@ def test_idql_tracks_its_twins_rms_td_error_and_checkpoints_it(root):
     assert fresh.td_rms.value.item() == algo.td_rms.value.item()
     fresh.load_tensors({k: v for k, v in saved.items() if not k.startswith("idql.td_rms.")})
     assert fresh.td_rms.value.item() == 0.0
+
+
+def _two_kinds_of_chunks(algo, n: int = 64) -> Transitions:
+    """n transitions from random states, half with chunk +0.5 and half -0.5; the critics are replaced by Q = the
+    chunk's sum and V = 0, so the +0.5 chunks have the higher advantage."""
+    spec = algo.agent.spec
+    obs = torch.rand(n, spec["obs_dim"]) * 2 - 1
+    chunks = torch.full((n, spec["horizon"], spec["act_dim"]), 0.5)
+    chunks[n // 2:] *= -1
+    algo.target_q.forward = lambda o, chunk: (chunk.sum(dim=(1, 2)), chunk.sum(dim=(1, 2)) + 1.0)
+    algo.v.forward = lambda o: torch.zeros(len(o), 1)
+    return Transitions(obs, chunks, torch.zeros(n), obs, torch.zeros(n))
+
+
+@pytest.mark.parametrize("beta, max_weight", [(1.0, 20.0), (5.0, 20.0)])
+def test_idql_advantage_weights_are_standardised_clipped_and_mean_one(root, beta, max_weight):
+    """exp(beta z) of the batch-standardised advantage, clipped at rl.advantage_max_weight, scaled to mean 1;
+    the plain (DPPO) actor weighs nothing."""
+    assert _idql(root).actor_weights(_two_kinds_of_chunks(_idql(root))) is None
+    algo = _idql(root, "rl.actor_weighting=advantage", f"rl.advantage_beta={beta}",
+                 f"rl.advantage_max_weight={max_weight}")
+    b = _two_kinds_of_chunks(algo)
+    w = algo.actor_weights(b)
+    assert w.mean().item() == pytest.approx(1.0, rel=1e-6)
+    high, low = w[:32], w[32:]
+    assert torch.allclose(high, high[0]) and torch.allclose(low, low[0])
+    z = 1.0 / (64 / 63) ** 0.5  # the two advantages standardised (torch.std is the unbiased one)
+    ratio = min(math.exp(beta * z), max_weight) / math.exp(-beta * z)
+    assert (high[0] / low[0]).item() == pytest.approx(ratio, rel=1e-4)
+
+
+def test_idql_advantage_weighted_actor_moves_towards_the_better_chunks(root):
+    """Trained on a replay where half the chunks are better, the weighted actor's samples lean to them; the plain
+    one's stay between the two (the drift the weighting is for, docs/algorithms.md)."""
+    means = {}
+    for weighting in ("denoise", "advantage"):
+        algo = _idql(root, f"rl.actor_weighting={weighting}", "rl.actor_lr=3e-3", "rl.advantage_beta=2.0")
+        b = _two_kinds_of_chunks(algo)
+        torch.manual_seed(0)
+        for _ in range(300):
+            algo.actor_step(b, None)
+        means[weighting] = algo.policy.sample_ddim(b.obs.repeat(4, 1), eta=0.0, from_noise=True).mean().item()
+    assert means["advantage"] > 0.3 > 0.15 > abs(means["denoise"]), means
 
 
 def test_rlpd_log_prob_is_the_change_of_variables_of_the_tanh_gaussian():
