@@ -19,6 +19,7 @@ VARIANTS = {  # folder: what the variant changes (its overrides are in its summa
     HERE / "idql-lift-min-sampling-std-0.05": "exploration std floor 0.05 (0.1)",
     HERE / "idql-lift-actor-lr-3e-5": "actor lr 3e-5 (1e-4)",
     HERE / "idql-lift-actor-lr-0": "actor lr 0: no replay denoising",
+    HERE / "idql-lift-pick-margin-3": "pick margin 3 (1)",
 }
 
 
